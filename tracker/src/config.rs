@@ -1,0 +1,293 @@
+//! Configuration: command-line flags, each also readable from a `TRACKER_*` environment variable
+//! and from an optional TOML file whose keys are the long flag names. Precedence: flag, then
+//! environment, then file, then the built-in default.
+
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
+use ipnet::IpNet;
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The tracker's settings.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "tracker",
+    version,
+    about = "WebTorrent-compatible signaling tracker that matches video peers by ISP, geography and rendition",
+    after_help = "Every flag can also be set with the environment variable shown, or as a key of \
+                  the TOML file given with --config (the long flag name without dashes, e.g. \
+                  `max-offers-per-announce = 10`). Flags win over the environment, which wins \
+                  over the file."
+)]
+pub struct Config {
+    /// TOML file with settings (keys are the long flag names).
+    #[arg(long, env = "TRACKER_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Address for the WebSocket (at `/`) and the HTTP endpoints (`/healthz`, `/readyz`, `/metrics`).
+    #[arg(long, env = "TRACKER_LISTEN", default_value = "0.0.0.0:8000")]
+    pub listen: SocketAddr,
+
+    /// PEM certificate chain; with --tls-key, serves wss:// and https:// instead of ws:// and http://.
+    #[arg(
+        long,
+        env = "TRACKER_TLS_CERT",
+        value_name = "PATH",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for --tls-cert.
+    #[arg(
+        long,
+        env = "TRACKER_TLS_KEY",
+        value_name = "PATH",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+
+    /// MaxMind-format ASN database (GeoLite2-ASN layout). Optional.
+    #[arg(long, env = "TRACKER_GEOIP_ASN", value_name = "PATH")]
+    pub geoip_asn: Option<PathBuf>,
+
+    /// MaxMind-format City or Country database (GeoLite2 layouts). Optional.
+    #[arg(long, env = "TRACKER_GEOIP_LOCATION", value_name = "PATH")]
+    pub geoip_location: Option<PathBuf>,
+
+    /// Seconds between checks for changed GeoIP files (they also reload on SIGHUP).
+    #[arg(long, env = "TRACKER_GEOIP_RELOAD_INTERVAL", default_value_t = 60)]
+    pub geoip_reload_interval: u64,
+
+    /// Networks of reverse proxies whose X-Forwarded-For / Forwarded headers are believed
+    /// (comma-separated CIDRs).
+    #[arg(
+        long,
+        env = "TRACKER_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_name = "CIDR"
+    )]
+    pub trusted_proxies: Vec<IpNet>,
+
+    /// Seconds between announces that clients are told to keep.
+    #[arg(long, env = "TRACKER_ANNOUNCE_INTERVAL", default_value_t = 120)]
+    pub announce_interval: u64,
+
+    /// Seconds of silence after which a peer is removed from its swarms.
+    #[arg(long, env = "TRACKER_PEER_TIMEOUT", default_value_t = 300)]
+    pub peer_timeout: u64,
+
+    /// Seconds during which an answer to a relayed offer is accepted.
+    #[arg(long, env = "TRACKER_OFFER_TIMEOUT", default_value_t = 50)]
+    pub offer_timeout: u64,
+
+    /// Largest WebSocket message accepted, in bytes (larger ones get a `failure reason`).
+    #[arg(long, env = "TRACKER_MAX_MESSAGE_SIZE", default_value_t = 64 * 1024)]
+    pub max_message_size: usize,
+
+    /// Largest WebSocket frame accepted, in bytes (larger ones close the connection).
+    #[arg(long, env = "TRACKER_MAX_FRAME_SIZE", default_value_t = 256 * 1024)]
+    pub max_frame_size: usize,
+
+    /// Most offers accepted in one announce.
+    #[arg(long, env = "TRACKER_MAX_OFFERS_PER_ANNOUNCE", default_value_t = 10)]
+    pub max_offers_per_announce: usize,
+
+    /// Most swarms one connection may be in.
+    #[arg(long, env = "TRACKER_MAX_SWARMS_PER_CONNECTION", default_value_t = 32)]
+    pub max_swarms_per_connection: usize,
+
+    /// Most open connections from one client address.
+    #[arg(long, env = "TRACKER_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
+    pub max_connections_per_ip: u32,
+
+    /// Messages per second one connection may send on average (bursts of twice as many).
+    #[arg(long, env = "TRACKER_MAX_MESSAGES_PER_SECOND", default_value_t = 50)]
+    pub max_messages_per_second: u32,
+
+    /// Refused messages per minute after which a connection is closed.
+    #[arg(long, env = "TRACKER_MAX_STRIKES", default_value_t = 20)]
+    pub max_strikes: u32,
+
+    /// Most info hashes in one scrape, and segments in one hash query.
+    #[arg(long, env = "TRACKER_MAX_SCRAPE_HASHES", default_value_t = 64)]
+    pub max_scrape_hashes: usize,
+
+    /// Offers a connection remembers while waiting for their answers.
+    #[arg(long, env = "TRACKER_MAX_PENDING_OFFERS", default_value_t = 64)]
+    pub max_pending_offers: usize,
+
+    /// Messages queued for one connection before further ones are dropped.
+    #[arg(long, env = "TRACKER_OUTGOING_QUEUE", default_value_t = 64)]
+    pub outgoing_queue: usize,
+
+    /// Peers within this many kilometres count as near (the distance tier).
+    #[arg(long, env = "TRACKER_NEARBY_KM", default_value_t = 500.0)]
+    pub nearby_km: f32,
+
+    /// Candidates ranked per announce in large swarms (bounds the work per announce).
+    #[arg(long, env = "TRACKER_MATCH_CANDIDATES", default_value_t = 256)]
+    pub match_candidates: usize,
+
+    /// Independent networks (distinct ASNs or /16s) that must report the same segment hash
+    /// before it is accepted.
+    #[arg(long, env = "TRACKER_HASH_QUORUM", default_value_t = 3)]
+    pub hash_quorum: usize,
+
+    /// Segments whose hash reports are kept per swarm.
+    #[arg(long, env = "TRACKER_HASH_MAX_SEGMENTS", default_value_t = 1024)]
+    pub hash_max_segments: usize,
+
+    /// Seconds a segment's hash reports are kept.
+    #[arg(long, env = "TRACKER_HASH_TTL", default_value_t = 600)]
+    pub hash_ttl: u64,
+
+    /// Seconds to wait for connections to close after SIGTERM.
+    #[arg(long, env = "TRACKER_SHUTDOWN_TIMEOUT", default_value_t = 10)]
+    pub shutdown_timeout: u64,
+
+    /// Seconds a client has to complete the TLS and HTTP handshakes.
+    #[arg(long, env = "TRACKER_HANDSHAKE_TIMEOUT", default_value_t = 10)]
+    pub handshake_timeout: u64,
+
+    /// Log filter (tracing `EnvFilter` syntax, e.g. `info` or `tracker=debug`).
+    #[arg(long, env = "TRACKER_LOG", default_value = "info")]
+    pub log: String,
+
+    /// Log format.
+    #[arg(long, env = "TRACKER_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// Reads flags, environment and the optional TOML file, in that order of precedence.
+    pub fn load<I, T>(args: I) -> anyhow::Result<Self>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+        let mut command = Self::command();
+        let first_pass = Self::command().ignore_errors(true).get_matches_from(&args);
+        if let Some(path) = first_pass.get_one::<PathBuf>("config") {
+            for (id, values) in file_defaults(path)? {
+                if !command
+                    .get_arguments()
+                    .any(|arg| arg.get_id() == id.as_str())
+                {
+                    anyhow::bail!(
+                        "{}: unknown setting {:?}",
+                        path.display(),
+                        id.replace('_', "-")
+                    );
+                }
+                command = command.mut_arg(id, |arg| arg.default_values(values));
+            }
+        }
+        let matches = command.try_get_matches_from(&args)?;
+        Ok(Self::from_arg_matches(&matches)?)
+    }
+
+    /// Defaults for tests and embedding: every built-in default, listening on `listen`.
+    pub fn with_listen(listen: SocketAddr) -> Self {
+        let mut config = Self::parse_from(["tracker"]);
+        config.listen = listen;
+        config
+    }
+
+    /// The announce interval.
+    pub fn announce_interval(&self) -> Duration {
+        Duration::from_secs(self.announce_interval)
+    }
+}
+
+/// The TOML file's settings as argument ids and their values as text.
+fn file_defaults(path: &Path) -> anyhow::Result<Vec<(String, Vec<String>)>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    let table: toml::Table = text
+        .parse()
+        .with_context(|| format!("invalid TOML in {}", path.display()))?;
+    table
+        .into_iter()
+        .map(|(key, value)| {
+            let values = match value {
+                toml::Value::Array(items) => items.iter().map(scalar_text).collect(),
+                other => vec![scalar_text(&other)],
+            };
+            Ok((key.replace('-', "_"), values))
+        })
+        .collect()
+}
+
+fn scalar_text(value: &toml::Value) -> String {
+    match value {
+        toml::Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_listen_on_port_8000() {
+        let config = Config::load(["tracker"]).unwrap();
+        assert_eq!(config.listen, "0.0.0.0:8000".parse().unwrap());
+        assert_eq!(config.max_offers_per_announce, 10);
+    }
+
+    #[test]
+    fn file_values_apply_and_flags_override_them() {
+        let dir = std::env::temp_dir().join(format!("tracker-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("tracker.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\nmax-offers-per-announce = 5\ntrusted-proxies = [\"10.0.0.0/8\"]\n",
+        )
+        .unwrap();
+        let path = file.to_str().unwrap();
+        let config = Config::load(["tracker", "--config", path]).unwrap();
+        assert_eq!(config.listen, "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(config.max_offers_per_announce, 5);
+        assert_eq!(
+            config.trusted_proxies,
+            vec!["10.0.0.0/8".parse::<IpNet>().unwrap()]
+        );
+        let config = Config::load([
+            "tracker",
+            "--config",
+            path,
+            "--max-offers-per-announce",
+            "7",
+        ])
+        .unwrap();
+        assert_eq!(config.max_offers_per_announce, 7);
+    }
+
+    #[test]
+    fn unknown_file_keys_are_an_error() {
+        let file = std::env::temp_dir().join(format!("tracker-bad-{}.toml", std::process::id()));
+        std::fs::write(&file, "no-such-setting = 1\n").unwrap();
+        let error = Config::load(["tracker", "--config", file.to_str().unwrap()]).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("unknown setting \"no-such-setting\""),
+            "{error}"
+        );
+    }
+}

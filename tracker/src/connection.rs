@@ -1,0 +1,480 @@
+//! One client's WebSocket session: reads its messages, answers it, relays its offers and answers
+//! to other sessions, and writes what other sessions relay to it. One task per connection.
+
+use std::collections::VecDeque;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{self, Message};
+
+use crate::geo::Locality;
+use crate::id::Id20;
+use crate::limits::{IpSlot, RateLimiter, Strikes};
+use crate::matching::Group;
+use crate::protocol::{
+    self, Announce, AnnounceReply, Answer, Event, Failure, HashQuery, HashReport, ParseLimits,
+    RelayedAnswer, RelayedOffer, Request, ScrapeFile,
+};
+use crate::registry::{PeerRecord, RegistryError};
+use crate::relay::{Delivery, OfferDelivery, Route};
+use crate::server::Shared;
+
+/// An offer relayed to this client, awaiting its answer.
+struct PendingOffer {
+    offer: Box<OfferDelivery>,
+    expires: Instant,
+}
+
+/// Why a message was refused, beyond protocol errors.
+enum Refusal {
+    Protocol(protocol::ProtocolError),
+    TooLarge,
+    RateLimited,
+    TooManySwarms,
+    PeerIdTaken,
+    UnknownOffer,
+    NotAMember,
+    NotText,
+}
+
+impl Refusal {
+    fn label(&self) -> &'static str {
+        match self {
+            Self::Protocol(error) => error.label(),
+            Self::TooLarge => "too_large",
+            Self::RateLimited => "rate_limited",
+            Self::TooManySwarms => "too_many_swarms",
+            Self::PeerIdTaken => "peer_id_taken",
+            Self::UnknownOffer => "unknown_offer",
+            Self::NotAMember => "not_a_member",
+            Self::NotText => "not_text",
+        }
+    }
+
+    fn reason(&self) -> String {
+        match self {
+            Self::Protocol(error) => error.to_string(),
+            Self::TooLarge => "message too large".into(),
+            Self::RateLimited => "rate limit exceeded: slow down".into(),
+            Self::TooManySwarms => "too many swarms on this connection".into(),
+            Self::PeerIdTaken => RegistryError::PeerIdTaken.to_string(),
+            Self::UnknownOffer => "answer to an unknown or expired offer".into(),
+            Self::NotAMember => "announce to the swarm with this peer_id first".into(),
+            Self::NotText => "messages must be UTF-8 JSON text".into(),
+        }
+    }
+}
+
+struct Session {
+    id: u64,
+    shared: Arc<Shared>,
+    locality: Arc<Locality>,
+    route: Route,
+    /// `(info_hash, peer_id)` of every swarm this connection announced to.
+    memberships: Vec<(Id20, Id20)>,
+    pending: VecDeque<PendingOffer>,
+    limiter: RateLimiter,
+    strikes: Strikes,
+    abusive: bool,
+}
+
+/// Serves one upgraded WebSocket until it closes, the client abuses, or the tracker shuts down.
+pub async fn run<S>(
+    shared: Arc<Shared>,
+    mut socket: WebSocketStream<S>,
+    client: IpAddr,
+    _slot: IpSlot,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (route, mut inbox) = mpsc::channel(shared.config.outgoing_queue.max(1));
+    let mut session = Session::new(Arc::clone(&shared), client, route);
+    shared.metrics.connections.inc();
+    loop {
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => {
+                close(&mut socket, CloseCode::Away, "tracker shutting down").await;
+                break;
+            }
+            incoming = socket.next() => {
+                let Some(replies) = session.on_frame(incoming) else { break };
+                if send_all(&mut socket, replies).await.is_err() {
+                    break;
+                }
+                if session.abusive {
+                    close(&mut socket, CloseCode::Policy, "too many refused messages").await;
+                    break;
+                }
+            }
+            Some(delivery) = inbox.recv() => {
+                let text = session.on_delivery(delivery);
+                if socket.send(Message::text(text)).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    session.leave_all();
+    shared.metrics.connections.dec();
+}
+
+async fn send_all<S>(
+    socket: &mut WebSocketStream<S>,
+    replies: Vec<String>,
+) -> Result<(), tungstenite::Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    if replies.is_empty() {
+        return Ok(());
+    }
+    for reply in replies {
+        socket.feed(Message::text(reply)).await?;
+    }
+    socket.flush().await
+}
+
+async fn close<S>(socket: &mut WebSocketStream<S>, code: CloseCode, reason: &str)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let frame = CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), socket.close(Some(frame))).await;
+}
+
+impl Session {
+    fn new(shared: Arc<Shared>, client: IpAddr, route: Route) -> Self {
+        let config = &shared.config;
+        let rate = config.max_messages_per_second;
+        Self {
+            id: shared.next_connection_id(),
+            locality: Arc::new(shared.geo.locate(client)),
+            limiter: RateLimiter::new(rate, rate.saturating_mul(2)),
+            strikes: Strikes::new(config.max_strikes, Duration::from_secs(60)),
+            memberships: Vec::new(),
+            pending: VecDeque::new(),
+            abusive: false,
+            route,
+            shared,
+        }
+    }
+
+    /// Handles one item from the socket; `None` ends the session.
+    fn on_frame(
+        &mut self,
+        incoming: Option<Result<Message, tungstenite::Error>>,
+    ) -> Option<Vec<String>> {
+        match incoming? {
+            Ok(Message::Text(text)) => Some(self.on_text(text.as_str())),
+            Ok(Message::Binary(bytes)) => match std::str::from_utf8(&bytes) {
+                Ok(text) => Some(self.on_text(text)),
+                Err(_) => Some(self.refuse(Refusal::NotText, None, None)),
+            },
+            Ok(Message::Close(_)) => None,
+            Ok(_) => Some(Vec::new()),
+            Err(tungstenite::Error::Capacity(_)) => {
+                self.shared
+                    .metrics
+                    .rejected
+                    .with_label_values(&["frame_too_large"])
+                    .inc();
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    fn on_text(&mut self, text: &str) -> Vec<String> {
+        if text.len() > self.shared.config.max_message_size {
+            return self.refuse(Refusal::TooLarge, None, None);
+        }
+        if !self.limiter.allow(Instant::now()) {
+            return self.refuse(Refusal::RateLimited, protocol::sniff_info_hash(text), None);
+        }
+        let limits = ParseLimits {
+            max_offers: self.shared.config.max_offers_per_announce,
+            max_list: self.shared.config.max_scrape_hashes,
+        };
+        match protocol::parse(text, limits) {
+            Ok(Request::Announce(announce)) => self.on_announce(announce),
+            Ok(Request::Answer(answer)) => self.on_answer(answer),
+            Ok(Request::Scrape(hashes)) => self.on_scrape(&hashes),
+            Ok(Request::HashReport(report)) => self.on_hash_report(report),
+            Ok(Request::HashQuery(query)) => self.on_hash_query(&query),
+            Err(error) => {
+                let action = action_of(text);
+                self.refuse(
+                    Refusal::Protocol(error),
+                    protocol::sniff_info_hash(text),
+                    action,
+                )
+            }
+        }
+    }
+
+    fn refuse(
+        &mut self,
+        refusal: Refusal,
+        info_hash: Option<Id20>,
+        action: Option<&str>,
+    ) -> Vec<String> {
+        self.shared
+            .metrics
+            .rejected
+            .with_label_values(&[refusal.label()])
+            .inc();
+        self.abusive |= self.strikes.strike(Instant::now());
+        let reason = refusal.reason();
+        tracing::debug!(connection = self.id, %reason, "refused a message");
+        vec![protocol::to_json(&Failure {
+            action,
+            info_hash,
+            reason: &reason,
+        })]
+    }
+
+    fn on_announce(&mut self, announce: Announce<'_>) -> Vec<String> {
+        self.shared.metrics.announces.inc();
+        let info_hash = announce.info_hash;
+        if announce.event == Event::Stopped {
+            return vec![self.leave(info_hash, announce.peer_id)];
+        }
+        let known = self
+            .memberships
+            .iter()
+            .position(|(hash, _)| *hash == info_hash);
+        match known {
+            Some(index) if self.memberships[index].1 != announce.peer_id => {
+                let (_, old_peer) = self.memberships.swap_remove(index);
+                self.shared.registry.leave(&info_hash, &old_peer, self.id);
+            }
+            Some(_) => {}
+            None if self.memberships.len() >= self.shared.config.max_swarms_per_connection => {
+                return self.refuse(Refusal::TooManySwarms, Some(info_hash), Some("announce"));
+            }
+            None => {}
+        }
+        let record = PeerRecord {
+            peer_id: announce.peer_id,
+            connection: self.id,
+            route: self.route.clone(),
+            locality: Arc::clone(&self.locality),
+            ext: announce.ext,
+            complete: announce.event == Event::Completed || announce.left == Some(0.0),
+        };
+        let want = announce
+            .numwant
+            .map_or(usize::MAX, |n| n as usize)
+            .min(announce.offers.len());
+        let outcome = match self.shared.registry.announce(info_hash, record, want) {
+            Ok(outcome) => outcome,
+            Err(RegistryError::PeerIdTaken) => {
+                return self.refuse(Refusal::PeerIdTaken, Some(info_hash), Some("announce"));
+            }
+        };
+        if !self.memberships.iter().any(|(hash, _)| *hash == info_hash) {
+            self.memberships.push((info_hash, announce.peer_id));
+        }
+        let mut dropped = false;
+        for (offer, target) in announce.offers.iter().zip(outcome.targets) {
+            let json = protocol::to_json(&RelayedOffer {
+                action: "announce",
+                info_hash,
+                peer_id: announce.peer_id,
+                offer: offer.offer,
+                offer_id: offer.offer_id,
+            });
+            let delivery = Delivery::Offer(Box::new(OfferDelivery {
+                json,
+                info_hash,
+                from: announce.peer_id,
+                offer_id: offer.offer_id,
+                reply_to: self.route.clone(),
+            }));
+            if target.route.try_send(delivery).is_ok() {
+                self.shared
+                    .metrics
+                    .offers_relayed
+                    .with_label_values(&[target.tier.label()])
+                    .inc();
+            } else {
+                self.shared.metrics.deliveries_dropped.inc();
+                dropped = true;
+            }
+        }
+        let reply = AnnounceReply {
+            action: "announce",
+            info_hash,
+            interval: self.shared.config.announce_interval,
+            complete: outcome.counts.complete,
+            incomplete: outcome.counts.incomplete,
+            warning: dropped.then_some("some offers could not be delivered: peers are busy"),
+        };
+        vec![protocol::to_json(&reply)]
+    }
+
+    fn leave(&mut self, info_hash: Id20, peer_id: Id20) -> String {
+        self.memberships.retain(|m| *m != (info_hash, peer_id));
+        let counts = self.shared.registry.leave(&info_hash, &peer_id, self.id);
+        protocol::to_json(&AnnounceReply {
+            action: "announce",
+            info_hash,
+            interval: self.shared.config.announce_interval,
+            complete: counts.complete,
+            incomplete: counts.incomplete,
+            warning: None,
+        })
+    }
+
+    fn on_answer(&mut self, answer: Answer<'_>) -> Vec<String> {
+        let now = Instant::now();
+        let matches = |p: &PendingOffer| {
+            p.offer.offer_id == answer.offer_id
+                && p.offer.from == answer.to_peer_id
+                && p.offer.info_hash == answer.info_hash
+                && p.expires > now
+        };
+        let is_member = self
+            .memberships
+            .contains(&(answer.info_hash, answer.peer_id));
+        let Some(index) = self.pending.iter().position(matches).filter(|_| is_member) else {
+            return self.refuse(
+                Refusal::UnknownOffer,
+                Some(answer.info_hash),
+                Some("announce"),
+            );
+        };
+        let pending = self.pending.remove(index).map(|p| p.offer);
+        let Some(offer) = pending else {
+            return Vec::new();
+        };
+        let json = protocol::to_json(&RelayedAnswer {
+            action: "announce",
+            info_hash: answer.info_hash,
+            peer_id: answer.peer_id,
+            answer: answer.answer,
+            offer_id: answer.offer_id,
+        });
+        match offer
+            .reply_to
+            .try_send(Delivery::Message(json.into_boxed_str()))
+        {
+            Ok(()) => self.shared.metrics.answers_relayed.inc(),
+            Err(_) => self.shared.metrics.deliveries_dropped.inc(),
+        }
+        Vec::new()
+    }
+
+    fn on_scrape(&mut self, hashes: &[Id20]) -> Vec<String> {
+        self.shared.metrics.scrapes.inc();
+        let files = hashes
+            .iter()
+            .map(|hash| {
+                let counts = self.shared.registry.counts(hash);
+                let file = ScrapeFile {
+                    complete: counts.complete,
+                    incomplete: counts.incomplete,
+                    downloaded: 0,
+                };
+                (*hash, file)
+            })
+            .collect();
+        vec![protocol::scrape_reply(files)]
+    }
+
+    fn on_hash_report(&mut self, report: HashReport) -> Vec<String> {
+        let is_member = self
+            .memberships
+            .contains(&(report.info_hash, report.peer_id))
+            && self
+                .shared
+                .registry
+                .is_member(&report.info_hash, &report.peer_id, self.id);
+        if !is_member {
+            return self.refuse(
+                Refusal::NotAMember,
+                Some(report.info_hash),
+                Some("hash_report"),
+            );
+        }
+        let group = Group::of(&self.locality);
+        let outcome =
+            self.shared
+                .hashes
+                .report(report.info_hash, &report.segment, report.sha256, group);
+        self.shared
+            .metrics
+            .hash_reports
+            .with_label_values(&[outcome.label()])
+            .inc();
+        Vec::new()
+    }
+
+    fn on_hash_query(&mut self, query: &HashQuery) -> Vec<String> {
+        let accepted = self
+            .shared
+            .hashes
+            .accepted(&query.info_hash, &query.segments);
+        let hashes: serde_json::Map<String, serde_json::Value> = accepted
+            .into_iter()
+            .map(|(name, hash)| (name, protocol::sha256_hex(&hash).into()))
+            .collect();
+        let reply = serde_json::json!({
+            "action": "hash_query",
+            "info_hash": query.info_hash,
+            "hashes": hashes,
+        });
+        vec![protocol::to_json(&reply)]
+    }
+
+    /// Remembers a relayed offer (bounded, oldest first out) and returns the text to send.
+    fn on_delivery(&mut self, delivery: Delivery) -> String {
+        match delivery {
+            Delivery::Message(text) => text.into(),
+            Delivery::Offer(mut offer) => {
+                let now = Instant::now();
+                self.pending.retain(|p| p.expires > now);
+                if self.pending.len() >= self.shared.config.max_pending_offers.max(1) {
+                    self.pending.pop_front();
+                }
+                let text = std::mem::take(&mut offer.json);
+                let expires = now + Duration::from_secs(self.shared.config.offer_timeout);
+                self.pending.push_back(PendingOffer { offer, expires });
+                text
+            }
+        }
+    }
+
+    fn leave_all(&mut self) {
+        for (info_hash, peer_id) in self.memberships.drain(..) {
+            self.shared.registry.leave(&info_hash, &peer_id, self.id);
+        }
+    }
+}
+
+/// The `action` of a message that failed validation, for the failure reply.
+fn action_of(text: &str) -> Option<&'static str> {
+    #[derive(serde::Deserialize)]
+    struct Sniff<'a> {
+        #[serde(borrow)]
+        action: Option<std::borrow::Cow<'a, str>>,
+    }
+    let sniff: Sniff = serde_json::from_str(text).ok()?;
+    match sniff.action.as_deref()? {
+        "announce" => Some("announce"),
+        "scrape" => Some("scrape"),
+        "hash_report" => Some("hash_report"),
+        "hash_query" => Some("hash_query"),
+        _ => None,
+    }
+}

@@ -1,0 +1,119 @@
+//! Prometheus metrics of the tracker, served at `/metrics`.
+
+use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+
+/// Every metric the tracker exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Open WebSocket connections.
+    pub connections: IntGauge,
+    /// Swarms with at least one peer (refreshed at each scrape of `/metrics`).
+    pub swarms: IntGauge,
+    /// Peers over all swarms (refreshed at each scrape of `/metrics`).
+    pub peers: IntGauge,
+    /// Announces processed.
+    pub announces: IntCounter,
+    /// Scrape requests processed.
+    pub scrapes: IntCounter,
+    /// Offers relayed, by the matching tier of the receiver.
+    pub offers_relayed: IntCounterVec,
+    /// Answers relayed back to their offerer.
+    pub answers_relayed: IntCounter,
+    /// Messages for a peer dropped because its outgoing queue was full.
+    pub deliveries_dropped: IntCounter,
+    /// Refused messages and connections, by reason.
+    pub rejected: IntCounterVec,
+    /// GeoIP lookups, by database and result.
+    pub geoip_lookups: IntCounterVec,
+    /// Segment hash reports, by outcome.
+    pub hash_reports: IntCounterVec,
+    /// Peers removed for silence.
+    pub peers_expired: IntCounter,
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    let metric = IntCounter::new(name, help).expect("valid metric definition");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("unique metric name");
+    metric
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    let metric = IntGauge::new(name, help).expect("valid metric definition");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("unique metric name");
+    metric
+}
+
+fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let metric =
+        IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("unique metric name");
+    metric
+}
+
+impl Metrics {
+    /// Registers every metric in a fresh registry.
+    pub fn new() -> Self {
+        let r = Registry::new_custom(Some("tracker".into()), None).expect("valid prefix");
+        Self {
+            connections: gauge(&r, "connections", "Open WebSocket connections"),
+            swarms: gauge(&r, "swarms", "Swarms with at least one peer"),
+            peers: gauge(&r, "peers", "Peers over all swarms"),
+            announces: counter(&r, "announces_total", "Announces processed"),
+            scrapes: counter(&r, "scrapes_total", "Scrapes processed"),
+            offers_relayed: counter_vec(
+                &r,
+                "offers_relayed_total",
+                "Offers relayed, by matching tier of the receiving peer",
+                &["tier"],
+            ),
+            answers_relayed: counter(&r, "answers_relayed_total", "Answers relayed to offerers"),
+            deliveries_dropped: counter(
+                &r,
+                "deliveries_dropped_total",
+                "Messages dropped because the receiving peer's queue was full",
+            ),
+            rejected: counter_vec(
+                &r,
+                "rejected_total",
+                "Refused messages and connections, by reason",
+                &["reason"],
+            ),
+            geoip_lookups: counter_vec(
+                &r,
+                "geoip_lookups_total",
+                "GeoIP lookups by database and result",
+                &["database", "result"],
+            ),
+            hash_reports: counter_vec(
+                &r,
+                "hash_reports_total",
+                "Segment hash reports by outcome",
+                &["outcome"],
+            ),
+            peers_expired: counter(&r, "peers_expired_total", "Peers removed for silence"),
+            registry: r,
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        let families = self.registry.gather();
+        if TextEncoder::new().encode(&families, &mut buffer).is_err() {
+            return String::new();
+        }
+        String::from_utf8(buffer).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,448 @@
+//! Swarm membership: who is in which swarm, and whom an offer should go to.
+//!
+//! [`SwarmRegistry`] is the seam for several replicas: [`MemoryRegistry`] keeps one process's
+//! swarms in sharded maps; a shared implementation can keep them elsewhere.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use indexmap::{IndexMap, IndexSet};
+use rand::Rng;
+
+use crate::geo::Locality;
+use crate::id::Id20;
+use crate::matching::{self, Group, Load, Tier};
+use crate::protocol::PeerExtension;
+use crate::relay::Route;
+
+/// Identifies one client connection within this process.
+pub type ConnectionId = u64;
+
+/// A peer as it announces itself to a swarm.
+#[derive(Debug, Clone)]
+pub struct PeerRecord {
+    /// The peer's id in this swarm.
+    pub peer_id: Id20,
+    /// The connection it announced on.
+    pub connection: ConnectionId,
+    /// How to reach it.
+    pub route: Route,
+    /// Where it is.
+    pub locality: Arc<Locality>,
+    /// Extension fields it sent.
+    pub ext: PeerExtension,
+    /// Whether it is a seeder (`completed`).
+    pub complete: bool,
+}
+
+/// A peer chosen to receive an offer.
+#[derive(Debug)]
+pub struct Target {
+    /// Its id.
+    pub peer_id: Id20,
+    /// How to reach it.
+    pub route: Route,
+    /// How close it is to the offering peer.
+    pub tier: Tier,
+}
+
+/// Seeders and leechers of a swarm.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SwarmCounts {
+    /// Seeders.
+    pub complete: u64,
+    /// Leechers.
+    pub incomplete: u64,
+}
+
+/// Everything an announce yields.
+#[derive(Debug)]
+pub struct AnnounceOutcome {
+    /// The swarm after the announce.
+    pub counts: SwarmCounts,
+    /// The peers the announce's offers go to, best first, at most as many as asked.
+    pub targets: Vec<Target>,
+}
+
+/// Why the registry refused an announce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RegistryError {
+    /// Another live connection announced this peer id in this swarm.
+    #[error("peer_id is in use by another connection")]
+    PeerIdTaken,
+}
+
+/// Totals for metrics.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RegistryTotals {
+    /// Swarms with at least one peer.
+    pub swarms: usize,
+    /// Peers over all swarms.
+    pub peers: usize,
+}
+
+/// Swarm membership and peer selection.
+pub trait SwarmRegistry: Send + Sync {
+    /// Adds or refreshes `peer` in `info_hash`, then picks up to `want` other peers to receive
+    /// its offers, closest first.
+    fn announce(
+        &self,
+        info_hash: Id20,
+        peer: PeerRecord,
+        want: usize,
+    ) -> Result<AnnounceOutcome, RegistryError>;
+    /// Removes the peer if it belongs to `connection`.
+    fn leave(&self, info_hash: &Id20, peer_id: &Id20, connection: ConnectionId) -> SwarmCounts;
+    /// Whether the peer is in the swarm through `connection`.
+    fn is_member(&self, info_hash: &Id20, peer_id: &Id20, connection: ConnectionId) -> bool;
+    /// The swarm's figures.
+    fn counts(&self, info_hash: &Id20) -> SwarmCounts;
+    /// Removes peers silent for longer than `idle`; returns how many.
+    fn expire(&self, idle: Duration) -> usize;
+    /// Totals over all swarms.
+    fn totals(&self) -> RegistryTotals;
+}
+
+/// Matching parameters of the in-memory registry.
+#[derive(Debug, Clone, Copy)]
+pub struct MatchingConfig {
+    /// Peers within this distance count as near.
+    pub nearby_km: f32,
+    /// At most this many candidates are ranked per announce (bounded work in huge swarms).
+    pub max_candidates: usize,
+}
+
+struct Member {
+    connection: ConnectionId,
+    route: Route,
+    locality: Arc<Locality>,
+    ext: PeerExtension,
+    complete: bool,
+    last_seen: Instant,
+    recent_offers: u32,
+}
+
+#[derive(Default)]
+struct Swarm {
+    peers: IndexMap<Id20, Member>,
+    groups: HashMap<Group, IndexSet<Id20>>,
+    complete: u64,
+}
+
+impl Swarm {
+    fn counts(&self) -> SwarmCounts {
+        SwarmCounts {
+            complete: self.complete,
+            incomplete: self.peers.len() as u64 - self.complete,
+        }
+    }
+
+    fn upsert(&mut self, peer: PeerRecord) -> Result<(), RegistryError> {
+        if let Some(member) = self.peers.get_mut(&peer.peer_id) {
+            if member.connection != peer.connection && !member.route.is_closed() {
+                return Err(RegistryError::PeerIdTaken);
+            }
+            if member.connection != peer.connection {
+                self.remove(&peer.peer_id);
+            } else {
+                self.complete += u64::from(peer.complete && !member.complete);
+                member.complete |= peer.complete;
+                member.ext = peer.ext;
+                member.last_seen = Instant::now();
+                member.recent_offers = 0;
+                return Ok(());
+            }
+        }
+        let group = Group::of(&peer.locality);
+        self.groups.entry(group).or_default().insert(peer.peer_id);
+        self.complete += u64::from(peer.complete);
+        let member = Member {
+            connection: peer.connection,
+            route: peer.route,
+            locality: peer.locality,
+            ext: peer.ext,
+            complete: peer.complete,
+            last_seen: Instant::now(),
+            recent_offers: 0,
+        };
+        self.peers.insert(peer.peer_id, member);
+        Ok(())
+    }
+
+    fn remove(&mut self, peer_id: &Id20) {
+        let Some(member) = self.peers.swap_remove(peer_id) else {
+            return;
+        };
+        self.complete -= u64::from(member.complete);
+        let group = Group::of(&member.locality);
+        if let Some(set) = self.groups.get_mut(&group) {
+            set.swap_remove(peer_id);
+            if set.is_empty() {
+                self.groups.remove(&group);
+            }
+        }
+    }
+
+    /// Indices into `peers` worth ranking: a random window of the sender's own group and a
+    /// random window of the whole swarm.
+    fn candidates(&self, from: &Member, limit: usize, rng: &mut impl Rng) -> Vec<usize> {
+        let mut picked = HashSet::with_capacity(limit.min(self.peers.len()));
+        if let Some(group) = self.groups.get(&Group::of(&from.locality)) {
+            for i in random_window(group.len(), limit / 4, rng) {
+                if let Some(index) = group
+                    .get_index(i)
+                    .and_then(|id| self.peers.get_index_of(id))
+                {
+                    picked.insert(index);
+                }
+            }
+        }
+        picked.extend(random_window(self.peers.len(), limit, rng));
+        picked.into_iter().collect()
+    }
+
+    fn select(
+        &mut self,
+        from_id: &Id20,
+        want: usize,
+        config: &MatchingConfig,
+        rng: &mut impl Rng,
+    ) -> Vec<Target> {
+        let Some(from) = self.peers.get(from_id) else {
+            return Vec::new();
+        };
+        let mut ranked: Vec<_> = self
+            .candidates(from, config.max_candidates, rng)
+            .into_iter()
+            .filter_map(|index| {
+                let (id, member) = self.peers.get_index(index)?;
+                let eligible = id != from_id
+                    && (from.ext.upload || member.ext.upload)
+                    && !member.route.is_closed();
+                let load = Load {
+                    recent_offers: member.recent_offers,
+                    capacity: member.ext.capacity,
+                    position: member.ext.position,
+                };
+                let key = matching::rank(
+                    &from.locality,
+                    from.ext.position,
+                    &member.locality,
+                    load,
+                    config.nearby_km,
+                    rng.random(),
+                );
+                eligible.then_some((key, index))
+            })
+            .collect();
+        ranked.sort_unstable();
+        ranked.truncate(want);
+        ranked
+            .into_iter()
+            .filter_map(|(key, index)| {
+                let (id, member) = self.peers.get_index_mut(index)?;
+                member.recent_offers = member.recent_offers.saturating_add(1);
+                Some(Target {
+                    peer_id: *id,
+                    route: member.route.clone(),
+                    tier: key.0,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Up to `count` consecutive positions (wrapping) from a random start in `0..len`.
+fn random_window(len: usize, count: usize, rng: &mut impl Rng) -> impl Iterator<Item = usize> {
+    let start = if len == 0 {
+        0
+    } else {
+        rng.random_range(0..len)
+    };
+    (0..count.min(len)).map(move |i| (start + i) % len)
+}
+
+/// One process's swarms, in sharded maps.
+pub struct MemoryRegistry {
+    swarms: DashMap<Id20, Swarm>,
+    config: MatchingConfig,
+}
+
+impl MemoryRegistry {
+    /// An empty registry.
+    pub fn new(config: MatchingConfig) -> Self {
+        Self {
+            swarms: DashMap::new(),
+            config,
+        }
+    }
+}
+
+impl SwarmRegistry for MemoryRegistry {
+    fn announce(
+        &self,
+        info_hash: Id20,
+        peer: PeerRecord,
+        want: usize,
+    ) -> Result<AnnounceOutcome, RegistryError> {
+        let peer_id = peer.peer_id;
+        let mut swarm = self.swarms.entry(info_hash).or_default();
+        swarm.upsert(peer)?;
+        let targets = if want == 0 {
+            Vec::new()
+        } else {
+            swarm.select(&peer_id, want, &self.config, &mut rand::rng())
+        };
+        Ok(AnnounceOutcome {
+            counts: swarm.counts(),
+            targets,
+        })
+    }
+
+    fn leave(&self, info_hash: &Id20, peer_id: &Id20, connection: ConnectionId) -> SwarmCounts {
+        let Some(mut swarm) = self.swarms.get_mut(info_hash) else {
+            return SwarmCounts::default();
+        };
+        if swarm
+            .peers
+            .get(peer_id)
+            .is_some_and(|m| m.connection == connection)
+        {
+            swarm.remove(peer_id);
+        }
+        let counts = swarm.counts();
+        drop(swarm);
+        self.swarms.remove_if(info_hash, |_, s| s.peers.is_empty());
+        counts
+    }
+
+    fn is_member(&self, info_hash: &Id20, peer_id: &Id20, connection: ConnectionId) -> bool {
+        self.swarms.get(info_hash).is_some_and(|swarm| {
+            swarm
+                .peers
+                .get(peer_id)
+                .is_some_and(|m| m.connection == connection)
+        })
+    }
+
+    fn counts(&self, info_hash: &Id20) -> SwarmCounts {
+        self.swarms
+            .get(info_hash)
+            .map(|s| s.counts())
+            .unwrap_or_default()
+    }
+
+    fn expire(&self, idle: Duration) -> usize {
+        let cutoff = Instant::now().checked_sub(idle);
+        let mut removed = 0;
+        self.swarms.retain(|_, swarm| {
+            let stale: Vec<Id20> = swarm
+                .peers
+                .iter()
+                .filter(|(_, m)| cutoff.is_some_and(|c| m.last_seen < c) || m.route.is_closed())
+                .map(|(id, _)| *id)
+                .collect();
+            removed += stale.len();
+            stale.iter().for_each(|id| swarm.remove(id));
+            !swarm.peers.is_empty()
+        });
+        removed
+    }
+
+    fn totals(&self) -> RegistryTotals {
+        let mut totals = RegistryTotals {
+            swarms: self.swarms.len(),
+            peers: 0,
+        };
+        for swarm in self.swarms.iter() {
+            totals.peers += swarm.peers.len();
+        }
+        totals
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::sync::mpsc;
+
+    const CONFIG: MatchingConfig = MatchingConfig {
+        nearby_km: 500.0,
+        max_candidates: 64,
+    };
+
+    fn peer(
+        n: u8,
+        ip: &str,
+        asn: Option<u32>,
+        upload: bool,
+    ) -> (PeerRecord, mpsc::Receiver<crate::relay::Delivery>) {
+        let (route, rx) = mpsc::channel(4);
+        let mut locality = Locality::from_ip(ip.parse().unwrap());
+        locality.asn = asn;
+        let ext = PeerExtension {
+            upload,
+            ..PeerExtension::default()
+        };
+        let record = PeerRecord {
+            peer_id: Id20([n; 20]),
+            connection: u64::from(n),
+            route,
+            locality: Arc::new(locality),
+            ext,
+            complete: false,
+        };
+        (record, rx)
+    }
+
+    #[test]
+    fn never_offers_to_itself_and_prefers_same_asn() {
+        let registry = MemoryRegistry::new(CONFIG);
+        let swarm = Id20([9; 20]);
+        let mut keep = Vec::new();
+        for n in 1..=20 {
+            let (record, rx) = peer(n, &format!("10.{n}.0.1"), Some(u32::from(n % 2)), true);
+            keep.push(rx);
+            registry.announce(swarm, record, 0).unwrap();
+        }
+        let (me, _rx) = peer(1, "10.1.0.1", Some(1), true);
+        let outcome = registry.announce(swarm, me, 5).unwrap();
+        assert_eq!(outcome.targets.len(), 5);
+        for target in &outcome.targets {
+            assert_ne!(target.peer_id, Id20([1; 20]));
+            assert_eq!(target.tier, Tier::Asn);
+        }
+    }
+
+    #[test]
+    fn download_only_peers_are_not_matched_together() {
+        let registry = MemoryRegistry::new(CONFIG);
+        let swarm = Id20([9; 20]);
+        let (a, _ra) = peer(1, "10.0.0.1", None, false);
+        let (b, _rb) = peer(2, "10.0.0.2", None, false);
+        let (c, _rc) = peer(3, "10.0.0.3", None, true);
+        registry.announce(swarm, a, 0).unwrap();
+        registry.announce(swarm, c, 0).unwrap();
+        let outcome = registry.announce(swarm, b, 5).unwrap();
+        let ids: Vec<_> = outcome.targets.iter().map(|t| t.peer_id).collect();
+        assert_eq!(ids, vec![Id20([3; 20])]);
+    }
+
+    #[test]
+    fn a_live_peer_id_cannot_be_taken_over_and_leaving_empties_the_swarm() {
+        let registry = MemoryRegistry::new(CONFIG);
+        let swarm = Id20([9; 20]);
+        let (a, _ra) = peer(1, "10.0.0.1", None, true);
+        let (mut intruder, _ri) = peer(2, "10.0.0.2", None, true);
+        intruder.peer_id = a.peer_id;
+        registry.announce(swarm, a, 0).unwrap();
+        assert_eq!(
+            registry.announce(swarm, intruder, 0).unwrap_err(),
+            RegistryError::PeerIdTaken
+        );
+        registry.leave(&swarm, &Id20([1; 20]), 1);
+        assert_eq!(registry.totals().swarms, 0);
+    }
+}

@@ -1,0 +1,347 @@
+//! The listening side: accepts TCP (or TLS) connections, routes each to the HTTP endpoints or
+//! to a WebSocket session, runs housekeeping, and shuts down gracefully.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::client_ip;
+use crate::config::Config;
+use crate::connection;
+use crate::geo::GeoIp;
+use crate::hashes::{HashBook, HashConfig};
+use crate::http::{self, RequestHead};
+use crate::limits::ConnectionsPerIp;
+use crate::metrics::Metrics;
+use crate::registry::{MatchingConfig, MemoryRegistry, SwarmRegistry};
+
+/// State shared by every connection of one tracker.
+pub struct Shared {
+    /// The settings.
+    pub config: Config,
+    /// Swarm membership.
+    pub registry: Arc<dyn SwarmRegistry>,
+    /// Optional GeoIP databases.
+    pub geo: GeoIp,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// The segment-hash extension's book.
+    pub hashes: HashBook,
+    /// Cancelled when the tracker shuts down.
+    pub shutdown: CancellationToken,
+    ip_counts: Arc<ConnectionsPerIp>,
+    tasks: TaskTracker,
+    next_connection: AtomicU64,
+    websocket: WebSocketConfig,
+    tls: Option<TlsAcceptor>,
+}
+
+impl Shared {
+    /// A fresh connection id.
+    pub fn next_connection_id(&self) -> u64 {
+        self.next_connection.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// A running tracker.
+pub struct Tracker {
+    shared: Arc<Shared>,
+    local_addr: SocketAddr,
+    accept: JoinHandle<()>,
+}
+
+impl Tracker {
+    /// Binds `config.listen` and starts serving.
+    pub async fn start(config: Config) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        Self::start_on(listener, config).await
+    }
+
+    /// Starts serving on an already bound listener, with the in-memory registry.
+    pub async fn start_on(listener: TcpListener, config: Config) -> anyhow::Result<Self> {
+        let registry = Arc::new(MemoryRegistry::new(MatchingConfig {
+            nearby_km: config.nearby_km,
+            max_candidates: config.match_candidates.max(1),
+        }));
+        Self::start_with_registry(listener, config, registry).await
+    }
+
+    /// Starts serving on `listener` with the given swarm registry.
+    pub async fn start_with_registry(
+        listener: TcpListener,
+        config: Config,
+        registry: Arc<dyn SwarmRegistry>,
+    ) -> anyhow::Result<Self> {
+        let metrics = Arc::new(Metrics::new());
+        let geo = GeoIp::open(
+            config.geoip_asn.as_deref(),
+            config.geoip_location.as_deref(),
+            Arc::clone(&metrics),
+        )?;
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::tls::acceptor(cert, key)?),
+            _ => None,
+        };
+        let websocket = WebSocketConfig::default()
+            .read_buffer_size(4096)
+            .write_buffer_size(0)
+            .max_write_buffer_size(config.max_frame_size.saturating_mul(4).max(1 << 20))
+            .max_message_size(Some(config.max_frame_size))
+            .max_frame_size(Some(config.max_frame_size));
+        let shared = Arc::new(Shared {
+            hashes: HashBook::new(HashConfig {
+                quorum: config.hash_quorum.max(1),
+                max_segments: config.hash_max_segments.max(1),
+                ttl: Duration::from_secs(config.hash_ttl),
+            }),
+            registry,
+            geo,
+            metrics,
+            shutdown: CancellationToken::new(),
+            ip_counts: Arc::new(ConnectionsPerIp::default()),
+            tasks: TaskTracker::new(),
+            next_connection: AtomicU64::new(1),
+            websocket,
+            tls,
+            config,
+        });
+        let local_addr = listener.local_addr()?;
+        shared.tasks.spawn(housekeeping(Arc::clone(&shared)));
+        let accept = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
+        tracing::info!(%local_addr, tls = shared.tls.is_some(), geoip = shared.geo.is_enabled(), "tracker listening");
+        Ok(Self {
+            shared,
+            local_addr,
+            accept,
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The tracker's metrics.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        Arc::clone(&self.shared.metrics)
+    }
+
+    /// Reloads the GeoIP databases now (what SIGHUP does).
+    pub fn reload_geoip(&self) {
+        self.shared.geo.reload();
+    }
+
+    /// Stops accepting, tells every connected peer (WebSocket close 1001), and waits for the
+    /// connections to close, at most `shutdown-timeout` seconds.
+    pub async fn shutdown(self) {
+        tracing::info!("shutting down");
+        self.shared.shutdown.cancel();
+        let _ = self.accept.await;
+        self.shared.tasks.close();
+        let limit = Duration::from_secs(self.shared.config.shutdown_timeout);
+        if tokio::time::timeout(limit, self.shared.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("connections still open after the shutdown timeout; closing anyway");
+        }
+    }
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        let accepted = tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                shared.tasks.spawn(serve(Arc::clone(&shared), stream, peer));
+            }
+            Err(error) => {
+                // Typically out of file descriptors: back off instead of spinning.
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
+    match shared.tls.clone() {
+        Some(acceptor) => {
+            let limit = Duration::from_secs(shared.config.handshake_timeout);
+            match tokio::time::timeout(limit, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => serve_stream(shared, tls, peer).await,
+                Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+            }
+        }
+        None => serve_stream(shared, stream, peer).await,
+    }
+}
+
+/// What a request head asked for, extracted before the head's buffer is handed on.
+enum Route {
+    WebSocket {
+        key: String,
+        client: std::net::IpAddr,
+    },
+    Endpoint(String),
+    Invalid(&'static str),
+}
+
+fn route(head: &RequestHead, peer: SocketAddr, shared: &Shared) -> Route {
+    let mut slots = RequestHead::header_slots();
+    let Ok(request) = head.parse(&mut slots) else {
+        return Route::Invalid("malformed request");
+    };
+    let path = request
+        .path
+        .unwrap_or("/")
+        .split('?')
+        .next()
+        .unwrap_or("/")
+        .to_owned();
+    if !http::is_websocket_upgrade(request.headers) {
+        return Route::Endpoint(path);
+    }
+    if path != "/" {
+        return Route::Invalid("WebSocket is served at /");
+    }
+    let Some(key) = http::header(request.headers, "sec-websocket-key") else {
+        return Route::Invalid("missing Sec-WebSocket-Key");
+    };
+    let client = client_ip::resolve(peer.ip(), request.headers, &shared.config.trusted_proxies);
+    Route::WebSocket {
+        key: key.to_owned(),
+        client,
+    }
+}
+
+async fn serve_stream<S>(shared: Arc<Shared>, mut stream: S, peer: SocketAddr)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let limit = Duration::from_secs(shared.config.handshake_timeout);
+    let head = match tokio::time::timeout(limit, RequestHead::read(&mut stream)).await {
+        Ok(Ok(head)) => head,
+        Ok(Err(error)) => return tracing::debug!(%peer, %error, "no usable request"),
+        Err(_) => return tracing::debug!(%peer, "request head timed out"),
+    };
+    let result = match route(&head, peer, &shared) {
+        Route::Invalid(why) => {
+            http::respond(&mut stream, "400 Bad Request", "text/plain", why).await
+        }
+        Route::Endpoint(path) => endpoint(&shared, &mut stream, &path).await,
+        Route::WebSocket { key, client } => {
+            return upgrade(shared, stream, head, &key, client).await;
+        }
+    };
+    if let Err(error) = result {
+        tracing::debug!(%peer, %error, "HTTP response failed");
+    }
+}
+
+async fn upgrade<S>(
+    shared: Arc<Shared>,
+    mut stream: S,
+    head: RequestHead,
+    key: &str,
+    client: std::net::IpAddr,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    if shared.shutdown.is_cancelled() {
+        let _ = http::respond(
+            &mut stream,
+            "503 Service Unavailable",
+            "text/plain",
+            "shutting down",
+        )
+        .await;
+        return;
+    }
+    let max = shared.config.max_connections_per_ip;
+    let Some(slot) = shared.ip_counts.acquire(client, max) else {
+        shared
+            .metrics
+            .rejected
+            .with_label_values(&["connections_per_ip"])
+            .inc();
+        let body = "too many connections from this address";
+        let _ = http::respond(&mut stream, "429 Too Many Requests", "text/plain", body).await;
+        return;
+    };
+    if http::accept_websocket(&mut stream, key).await.is_err() {
+        return;
+    }
+    let config = Some(shared.websocket);
+    let socket =
+        WebSocketStream::from_partially_read(stream, head.into_rest(), Role::Server, config).await;
+    connection::run(shared, socket, client, slot).await;
+}
+
+async fn endpoint<S: AsyncWrite + Unpin>(
+    shared: &Shared,
+    stream: &mut S,
+    path: &str,
+) -> std::io::Result<()> {
+    match path {
+        "/healthz" => http::respond(stream, "200 OK", "text/plain", "ok\n").await,
+        "/readyz" if shared.shutdown.is_cancelled() => {
+            http::respond(
+                stream,
+                "503 Service Unavailable",
+                "text/plain",
+                "shutting down\n",
+            )
+            .await
+        }
+        "/readyz" => http::respond(stream, "200 OK", "text/plain", "ready\n").await,
+        "/metrics" => {
+            let totals = shared.registry.totals();
+            shared.metrics.swarms.set(totals.swarms as i64);
+            shared.metrics.peers.set(totals.peers as i64);
+            let body = shared.metrics.render();
+            http::respond(stream, "200 OK", "text/plain; version=0.0.4", &body).await
+        }
+        _ => http::respond(stream, "404 Not Found", "text/plain", "not found\n").await,
+    }
+}
+
+/// Expires silent peers and old hash reports, and reloads changed GeoIP files.
+async fn housekeeping(shared: Arc<Shared>) {
+    let peer_timeout = Duration::from_secs(shared.config.peer_timeout);
+    let tick = (peer_timeout / 4).clamp(Duration::from_millis(200), Duration::from_secs(15));
+    let reload_every = Duration::from_secs(shared.config.geoip_reload_interval.max(1));
+    let mut last_reload_check = tokio::time::Instant::now();
+    let mut interval = tokio::time::interval(tick);
+    loop {
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            _ = interval.tick() => {}
+        }
+        let expired = shared.registry.expire(peer_timeout);
+        shared.metrics.peers_expired.inc_by(expired as u64);
+        shared.hashes.expire();
+        if last_reload_check.elapsed() >= reload_every {
+            last_reload_check = tokio::time::Instant::now();
+            shared.geo.reload_changed();
+        }
+    }
+}
