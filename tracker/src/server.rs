@@ -327,21 +327,20 @@ async fn endpoint<S: AsyncWrite + Unpin>(
 /// Expires silent peers and old hash reports, and reloads changed GeoIP files.
 async fn housekeeping(shared: Arc<Shared>) {
     let peer_timeout = Duration::from_secs(shared.config.peer_timeout);
-    let tick = (peer_timeout / 4).clamp(Duration::from_millis(200), Duration::from_secs(15));
-    let reload_every = Duration::from_secs(shared.config.geoip_reload_interval.max(1));
-    let mut last_reload_check = tokio::time::Instant::now();
-    let mut interval = tokio::time::interval(tick);
+    let expiry_tick = (peer_timeout / 4).clamp(Duration::from_millis(200), Duration::from_secs(15));
+    let mut expiry = tokio::time::interval(expiry_tick);
+    let mut reload = tokio::time::interval(Duration::from_secs(
+        shared.config.geoip_reload_interval.max(1),
+    ));
     loop {
         tokio::select! {
             _ = shared.shutdown.cancelled() => return,
-            _ = interval.tick() => {}
-        }
-        let expired = shared.registry.expire(peer_timeout);
-        shared.metrics.peers_expired.inc_by(expired as u64);
-        shared.hashes.expire();
-        if last_reload_check.elapsed() >= reload_every {
-            last_reload_check = tokio::time::Instant::now();
-            shared.geo.reload_changed();
+            _ = expiry.tick() => {
+                let expired = shared.registry.expire(peer_timeout);
+                shared.metrics.peers_expired.inc_by(expired as u64);
+                shared.hashes.expire();
+            }
+            _ = reload.tick() => shared.geo.reload_changed(),
         }
     }
 }

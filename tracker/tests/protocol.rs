@@ -1,0 +1,258 @@
+//! The WebTorrent protocol over real WebSockets against an in-process tracker.
+
+mod support;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use serde_json::json;
+use support::{Client, answer, id, metric, start};
+
+#[tokio::test]
+async fn offers_reach_distinct_peers_and_answers_return_to_the_offerer() {
+    let tracker = start(|_| {}).await;
+    let addr = tracker.local_addr();
+    let swarm = id(b'S', 1);
+    let mut receivers = Vec::new();
+    for n in 0..4 {
+        let mut client = Client::connect(addr).await;
+        let reply = client.announce(&swarm, &id(b'R', n), 0).await;
+        assert_eq!(reply["action"], "announce");
+        receivers.push(client);
+    }
+    let mut offerer = Client::connect(addr).await;
+    let offerer_id = id(b'O', 0xE9); // bytes above 0x7F travel as two-byte UTF-8 characters
+    let reply = offerer.announce(&swarm, &offerer_id, 3).await;
+    assert_eq!(reply["info_hash"], swarm);
+    assert_eq!(reply["interval"], 120);
+    assert_eq!(reply["incomplete"], 5);
+    assert_eq!(reply["complete"], 0);
+
+    let mut seen_offers = HashSet::new();
+    let mut answered = 0;
+    for (n, receiver) in receivers.iter_mut().enumerate() {
+        let Some(offer) = receiver.try_recv(Duration::from_millis(300)).await else {
+            continue;
+        };
+        assert_eq!(offer["action"], "announce");
+        assert_eq!(offer["peer_id"], offerer_id);
+        assert_eq!(offer["info_hash"], swarm);
+        assert_eq!(offer["offer"]["type"], "offer");
+        assert!(
+            offer.get("ext").is_none(),
+            "extension data never reaches vanilla clients"
+        );
+        assert!(seen_offers.insert(offer["offer_id"].as_str().unwrap().to_owned()));
+        receiver
+            .send(&answer(&swarm, &id(b'R', n as u8), &offer))
+            .await;
+        answered += 1;
+        let returned = offerer.recv().await;
+        assert_eq!(returned["peer_id"], id(b'R', n as u8));
+        assert_eq!(returned["offer_id"], offer["offer_id"]);
+        assert_eq!(returned["answer"]["type"], "answer");
+        assert!(
+            returned["answer"]["sdp"]
+                .as_str()
+                .unwrap()
+                .starts_with("v=0")
+        );
+    }
+    assert_eq!(
+        answered, 3,
+        "each of the three offers went to a different peer"
+    );
+    assert_eq!(metric(addr, "tracker_answers_relayed_total").await, 3.0);
+    tracker.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_offer_is_never_relayed_to_its_sender_and_numwant_caps_offers() {
+    let tracker = start(|_| {}).await;
+    let addr = tracker.local_addr();
+    let swarm = id(b'S', 2);
+    let mut alone = Client::connect(addr).await;
+    alone.announce(&swarm, &id(b'A', 1), 5).await;
+    assert!(alone.try_recv(Duration::from_millis(300)).await.is_none());
+
+    let mut other = Client::connect(addr).await;
+    other.announce(&swarm, &id(b'B', 1), 0).await;
+    let mut message = support::announce(&swarm, &id(b'A', 1), 5);
+    message["numwant"] = json!(0);
+    alone.send(&message).await;
+    alone.recv_action_reply().await;
+    assert!(
+        other.try_recv(Duration::from_millis(300)).await.is_none(),
+        "numwant 0 relays nothing"
+    );
+    tracker.shutdown().await;
+}
+
+#[tokio::test]
+async fn answers_only_to_pending_offers_and_only_while_unexpired() {
+    let tracker = start(|c| c.offer_timeout = 1).await;
+    let addr = tracker.local_addr();
+    let swarm = id(b'S', 3);
+    let mut receiver = Client::connect(addr).await;
+    receiver.announce(&swarm, &id(b'R', 1), 0).await;
+    let mut offerer = Client::connect(addr).await;
+    offerer.announce(&swarm, &id(b'O', 1), 1).await;
+    let offer = receiver.recv().await;
+
+    // An answer to an offer id that was never relayed to this peer is refused.
+    let mut forged = answer(&swarm, &id(b'R', 1), &offer);
+    forged["offer_id"] = json!(id(b'X', 9));
+    receiver.send(&forged).await;
+    let failure = receiver.recv().await;
+    assert_eq!(
+        failure["failure reason"],
+        "answer to an unknown or expired offer"
+    );
+    assert_eq!(failure["info_hash"], swarm);
+
+    // After the offer timeout, even the right answer is refused.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    receiver.send(&answer(&swarm, &id(b'R', 1), &offer)).await;
+    let failure = receiver.recv().await;
+    assert_eq!(
+        failure["failure reason"],
+        "answer to an unknown or expired offer"
+    );
+    assert!(offerer.try_recv(Duration::from_millis(300)).await.is_none());
+    tracker.shutdown().await;
+}
+
+#[tokio::test]
+async fn scrape_counts_and_removal_on_stop_and_on_close() {
+    let tracker = start(|_| {}).await;
+    let addr = tracker.local_addr();
+    let (one, two) = (id(b'S', 4), id(b'S', 5));
+    let mut seeder = Client::connect(addr).await;
+    let mut message = support::announce(&one, &id(b'P', 1), 0);
+    message["event"] = json!("completed");
+    seeder.send(&message).await;
+    seeder.recv_action_reply().await;
+    // Several swarms on one connection.
+    let mut leecher = Client::connect(addr).await;
+    leecher.announce(&one, &id(b'P', 2), 0).await;
+    leecher.announce(&two, &id(b'P', 2), 0).await;
+
+    let mut observer = Client::connect(addr).await;
+    observer
+        .send(&json!({"action": "scrape", "info_hash": [one, two]}))
+        .await;
+    let scrape = observer.recv().await;
+    assert_eq!(scrape["action"], "scrape");
+    assert_eq!(scrape["files"][&one]["complete"], 1);
+    assert_eq!(scrape["files"][&one]["incomplete"], 1);
+    assert_eq!(scrape["files"][&two]["incomplete"], 1);
+
+    let mut stop = support::announce(&two, &id(b'P', 2), 0);
+    stop["event"] = json!("stopped");
+    leecher.send(&stop).await;
+    assert_eq!(leecher.recv_action_reply().await["incomplete"], 0);
+
+    seeder.close().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    observer
+        .send(&json!({"action": "scrape", "info_hash": one}))
+        .await;
+    let scrape = observer.recv().await;
+    assert_eq!(
+        scrape["files"][&one]["complete"], 0,
+        "closing removes the peer at once"
+    );
+    assert_eq!(scrape["files"][&one]["incomplete"], 1);
+    tracker.shutdown().await;
+}
+
+#[tokio::test]
+async fn silent_peers_expire() {
+    let tracker = start(|c| c.peer_timeout = 1).await;
+    let addr = tracker.local_addr();
+    let swarm = id(b'S', 6);
+    let mut quiet = Client::connect(addr).await;
+    quiet.announce(&swarm, &id(b'Q', 1), 0).await;
+    tokio::time::sleep(Duration::from_millis(1800)).await;
+    let mut offerer = Client::connect(addr).await;
+    let reply = offerer.announce(&swarm, &id(b'O', 1), 1).await;
+    assert_eq!(reply["incomplete"], 1, "only the new peer remains");
+    assert!(quiet.try_recv(Duration::from_millis(300)).await.is_none());
+    assert!(metric(addr, "tracker_peers_expired_total").await >= 1.0);
+    tracker.shutdown().await;
+}
+
+#[tokio::test]
+async fn hashes_are_accepted_once_independent_networks_agree() {
+    let tracker = start(|c| c.hash_quorum = 2).await;
+    let addr = tracker.local_addr();
+    let swarm = id(b'S', 7);
+    let digest = "ab".repeat(32);
+    let report = |peer: &str| {
+        json!({"action": "hash_report", "info_hash": swarm, "peer_id": peer,
+               "segment": "seg-1.ts", "sha256": digest})
+    };
+    let query = json!({"action": "hash_query", "info_hash": swarm, "segments": ["seg-1.ts"]});
+    // Two peers in the same /16 count once.
+    let mut a = Client::connect_from(addr, "127.10.0.1".parse().unwrap()).await;
+    let mut b = Client::connect_from(addr, "127.10.0.2".parse().unwrap()).await;
+    let mut c = Client::connect_from(addr, "127.11.0.1".parse().unwrap()).await;
+    for (client, n) in [(&mut a, 1), (&mut b, 2), (&mut c, 3)] {
+        client.announce(&swarm, &id(b'H', n), 0).await;
+    }
+    a.send(&report(&id(b'H', 1))).await;
+    b.send(&report(&id(b'H', 2))).await;
+    a.send(&query).await;
+    assert_eq!(a.recv().await["hashes"], json!({}));
+    c.send(&report(&id(b'H', 3))).await;
+    c.send(&query).await;
+    let reply = c.recv().await;
+    assert_eq!(reply["action"], "hash_query");
+    assert_eq!(reply["hashes"]["seg-1.ts"], digest);
+
+    // Reports for swarms the peer has not joined are refused.
+    let mut stranger = Client::connect(addr).await;
+    stranger.send(&report(&id(b'H', 9))).await;
+    let failure = stranger.recv().await;
+    assert_eq!(
+        failure["failure reason"],
+        "announce to the swarm with this peer_id first"
+    );
+    tracker.shutdown().await;
+}
+
+#[tokio::test]
+async fn http_endpoints_and_graceful_shutdown() {
+    let tracker = start(|c| c.shutdown_timeout = 2).await;
+    let addr = tracker.local_addr();
+    assert_eq!(
+        support::http_get(addr, "/healthz").await,
+        (200, "ok\n".into())
+    );
+    assert_eq!(support::http_get(addr, "/readyz").await.0, 200);
+    assert_eq!(support::http_get(addr, "/nope").await.0, 404);
+    let mut client = Client::connect(addr).await;
+    client.announce(&id(b'S', 8), &id(b'P', 1), 0).await;
+    let (_, metrics) = support::http_get(addr, "/metrics").await;
+    for name in [
+        "tracker_connections 1",
+        "tracker_swarms 1",
+        "tracker_peers 1",
+        "tracker_announces_total 1",
+    ] {
+        assert!(metrics.contains(name), "missing {name:?} in\n{metrics}");
+    }
+    let shutdown = tokio::spawn(tracker.shutdown());
+    assert!(
+        client.closed_within(Duration::from_secs(2)).await,
+        "peers are told to go away"
+    );
+    tokio::time::timeout(Duration::from_secs(3), shutdown)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "no longer accepting"
+    );
+}
