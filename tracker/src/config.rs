@@ -104,7 +104,7 @@ pub struct Config {
     #[arg(long, env = "TRACKER_MAX_OFFERS_PER_ANNOUNCE", default_value_t = 10)]
     pub max_offers_per_announce: usize,
 
-    /// Most swarms one connection may be in.
+    /// Most swarm memberships (swarm and peer id pairs) one connection may hold.
     #[arg(long, env = "TRACKER_MAX_SWARMS_PER_CONNECTION", default_value_t = 32)]
     pub max_swarms_per_connection: usize,
 

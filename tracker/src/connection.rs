@@ -77,7 +77,8 @@ struct Session {
     shared: Arc<Shared>,
     locality: Arc<Locality>,
     route: Route,
-    /// `(info_hash, peer_id)` of every swarm this connection announced to.
+    /// `(info_hash, peer_id)` of every membership announced on this connection (a client may
+    /// pool several peers on one socket).
     memberships: Vec<(Id20, Id20)>,
     pending: VecDeque<PendingOffer>,
     limiter: RateLimiter,
@@ -249,20 +250,10 @@ impl Session {
         if announce.event == Event::Stopped {
             return vec![self.leave(info_hash, announce.peer_id)];
         }
-        let known = self
-            .memberships
-            .iter()
-            .position(|(hash, _)| *hash == info_hash);
-        match known {
-            Some(index) if self.memberships[index].1 != announce.peer_id => {
-                let (_, old_peer) = self.memberships.swap_remove(index);
-                self.shared.registry.leave(&info_hash, &old_peer, self.id);
-            }
-            Some(_) => {}
-            None if self.memberships.len() >= self.shared.config.max_swarms_per_connection => {
-                return self.refuse(Refusal::TooManySwarms, Some(info_hash), Some("announce"));
-            }
-            None => {}
+        let membership = (info_hash, announce.peer_id);
+        let joined = self.memberships.contains(&membership);
+        if !joined && self.memberships.len() >= self.shared.config.max_swarms_per_connection {
+            return self.refuse(Refusal::TooManySwarms, Some(info_hash), Some("announce"));
         }
         let record = PeerRecord {
             peer_id: announce.peer_id,
@@ -282,8 +273,8 @@ impl Session {
                 return self.refuse(Refusal::PeerIdTaken, Some(info_hash), Some("announce"));
             }
         };
-        if !self.memberships.iter().any(|(hash, _)| *hash == info_hash) {
-            self.memberships.push((info_hash, announce.peer_id));
+        if !joined {
+            self.memberships.push(membership);
         }
         let mut dropped = false;
         for (offer, target) in announce.offers.iter().zip(outcome.targets) {
