@@ -115,8 +115,7 @@ pub async fn run<S>(
                 }
             }
             Some(delivery) = inbox.recv() => {
-                let text = session.on_delivery(delivery);
-                if socket.send(Message::text(text)).await.is_err() {
+                if forward(&mut socket, &mut session, &mut inbox, delivery).await.is_err() {
                     break;
                 }
             }
@@ -124,6 +123,31 @@ pub async fn run<S>(
     }
     session.leave_all();
     shared.metrics.connections.dec();
+}
+
+/// Most queued deliveries written before one flush.
+const DELIVERY_BATCH: usize = 32;
+
+/// Writes a delivery and whatever else is already queued, then flushes once.
+async fn forward<S>(
+    socket: &mut WebSocketStream<S>,
+    session: &mut Session,
+    inbox: &mut mpsc::Receiver<Delivery>,
+    first: Delivery,
+) -> Result<(), tungstenite::Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    socket
+        .feed(Message::text(session.on_delivery(first)))
+        .await?;
+    for _ in 1..DELIVERY_BATCH {
+        let Ok(next) = inbox.try_recv() else { break };
+        socket
+            .feed(Message::text(session.on_delivery(next)))
+            .await?;
+    }
+    socket.flush().await
 }
 
 async fn send_all<S>(

@@ -1,5 +1,6 @@
 //! Prometheus metrics of the tracker, served at `/metrics`.
 
+use crate::matching::Tier;
 use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 
 /// Every metric the tracker exports.
@@ -29,6 +30,8 @@ pub struct Metrics {
     pub hash_reports: IntCounterVec,
     /// Peers removed for silence.
     pub peers_expired: IntCounter,
+    /// `offers_relayed` resolved per tier, in `Tier::ALL` order (no label lookup per offer).
+    offers_by_tier: Vec<IntCounter>,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
@@ -60,18 +63,24 @@ impl Metrics {
     /// Registers every metric in a fresh registry.
     pub fn new() -> Self {
         let r = Registry::new_custom(Some("tracker".into()), None).expect("valid prefix");
+        let offers_relayed = counter_vec(
+            &r,
+            "offers_relayed_total",
+            "Offers relayed, by matching tier of the receiving peer",
+            &["tier"],
+        );
+        let offers_by_tier = Tier::ALL
+            .iter()
+            .map(|tier| offers_relayed.with_label_values(&[tier.label()]))
+            .collect();
         Self {
+            offers_relayed,
+            offers_by_tier,
             connections: gauge(&r, "connections", "Open WebSocket connections"),
             swarms: gauge(&r, "swarms", "Swarms with at least one peer"),
             peers: gauge(&r, "peers", "Peers over all swarms"),
             announces: counter(&r, "announces_total", "Announces processed"),
             scrapes: counter(&r, "scrapes_total", "Scrapes processed"),
-            offers_relayed: counter_vec(
-                &r,
-                "offers_relayed_total",
-                "Offers relayed, by matching tier of the receiving peer",
-                &["tier"],
-            ),
             answers_relayed: counter(&r, "answers_relayed_total", "Answers relayed to offerers"),
             deliveries_dropped: counter(
                 &r,
@@ -98,6 +107,13 @@ impl Metrics {
             ),
             peers_expired: counter(&r, "peers_expired_total", "Peers removed for silence"),
             registry: r,
+        }
+    }
+
+    /// Counts one offer relayed to a peer of `tier`.
+    pub fn offer_relayed(&self, tier: Tier) {
+        if let Some(counter) = self.offers_by_tier.get(tier as usize) {
+            counter.inc();
         }
     }
 
