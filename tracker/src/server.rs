@@ -96,7 +96,7 @@ impl Tracker {
             _ => None,
         };
         let websocket = WebSocketConfig::default()
-            .read_buffer_size(4096)
+            .read_buffer_size(2048)
             .write_buffer_size(0)
             .max_write_buffer_size(config.max_frame_size.saturating_mul(4).max(1 << 20))
             .max_message_size(Some(config.max_frame_size))
