@@ -21,8 +21,10 @@ pub struct HashConfig {
     pub ttl: Duration,
 }
 
-/// Competing hashes for one segment are capped at this many.
-const MAX_CANDIDATES: usize = 4;
+/// Networks whose reports are counted per segment; reports from further networks are ignored.
+/// Each network votes once, so junk hashes from one network cannot crowd out the true one: a
+/// hash stays blockable only by more than `MAX_REPORTERS - quorum` colluding networks.
+const MAX_REPORTERS: usize = 32;
 
 /// What a report did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,7 +35,8 @@ pub enum ReportOutcome {
     Accepted,
     /// The reporter's network had already vouched for this hash, or it was already accepted.
     Duplicate,
-    /// Disagrees with the accepted hash, or too many competing hashes: ignored.
+    /// Disagrees with the accepted hash or with its network's earlier report, or the segment
+    /// already has reports from `MAX_REPORTERS` networks: ignored.
     Conflict,
 }
 
@@ -49,14 +52,10 @@ impl ReportOutcome {
     }
 }
 
-struct Candidate {
-    hash: [u8; 32],
-    groups: Vec<Group>,
-}
-
 struct Votes {
     created: Instant,
-    candidates: Vec<Candidate>,
+    /// Each reporting network with the one hash it vouched for.
+    reports: Vec<(Group, [u8; 32])>,
     accepted: Option<[u8; 32]>,
 }
 
@@ -89,7 +88,7 @@ impl HashBook {
         }
         let votes = segments.entry(segment.to_owned()).or_insert_with(|| Votes {
             created: Instant::now(),
-            candidates: Vec::new(),
+            reports: Vec::new(),
             accepted: None,
         });
         if let Some(accepted) = votes.accepted {
@@ -99,25 +98,21 @@ impl HashBook {
                 ReportOutcome::Conflict
             };
         }
-        let index = match votes.candidates.iter().position(|c| c.hash == hash) {
-            Some(index) => index,
-            None if votes.candidates.len() >= MAX_CANDIDATES => return ReportOutcome::Conflict,
-            None => {
-                votes.candidates.push(Candidate {
-                    hash,
-                    groups: Vec::new(),
-                });
-                votes.candidates.len() - 1
-            }
-        };
-        let candidate = &mut votes.candidates[index];
-        if candidate.groups.contains(&group) {
-            return ReportOutcome::Duplicate;
+        if let Some((_, vouched)) = votes.reports.iter().find(|(g, _)| *g == group) {
+            return if *vouched == hash {
+                ReportOutcome::Duplicate
+            } else {
+                ReportOutcome::Conflict
+            };
         }
-        candidate.groups.push(group);
-        if candidate.groups.len() >= self.config.quorum {
+        if votes.reports.len() >= MAX_REPORTERS {
+            return ReportOutcome::Conflict;
+        }
+        votes.reports.push((group, hash));
+        let agreeing = votes.reports.iter().filter(|(_, h)| *h == hash).count();
+        if agreeing >= self.config.quorum {
             votes.accepted = Some(hash);
-            votes.candidates.clear();
+            votes.reports = Vec::new();
             ReportOutcome::Accepted
         } else {
             ReportOutcome::Counted
@@ -198,6 +193,38 @@ mod tests {
         book.report(SWARM, "s", [7; 32], Group::Asn(1));
         book.report(SWARM, "s", [7; 32], Group::Asn(2));
         assert_eq!(book.accepted(&SWARM, &["s".into()])[0].1, [7; 32]);
+    }
+
+    #[test]
+    fn one_network_cannot_crowd_out_the_true_hash() {
+        let book = book(2, 10);
+        for junk in 0..40 {
+            let outcome = book.report(SWARM, "s", [junk; 32], Group::Asn(66));
+            let expected = if junk == 0 {
+                ReportOutcome::Counted
+            } else {
+                ReportOutcome::Conflict
+            };
+            assert_eq!(outcome, expected, "junk report {junk}");
+        }
+        book.report(SWARM, "s", [99; 32], Group::Asn(1));
+        assert_eq!(
+            book.report(SWARM, "s", [99; 32], Group::Asn(2)),
+            ReportOutcome::Accepted
+        );
+        assert_eq!(book.accepted(&SWARM, &["s".into()])[0].1, [99; 32]);
+    }
+
+    #[test]
+    fn reporters_per_segment_are_bounded() {
+        let book = book(MAX_REPORTERS + 1, 10);
+        for asn in 0..MAX_REPORTERS as u32 {
+            book.report(SWARM, "s", [7; 32], Group::Asn(asn));
+        }
+        assert_eq!(
+            book.report(SWARM, "s", [7; 32], Group::Asn(1000)),
+            ReportOutcome::Conflict
+        );
     }
 
     #[test]
