@@ -372,7 +372,8 @@ fn parse_sha256(text: &str) -> Result<[u8; 32], ProtocolError> {
         field: "sha256",
         problem: "must be 64 hex digits",
     };
-    if text.len() != 64 {
+    // Checked up front: `from_str_radix` alone would also take a sign ("+f").
+    if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(invalid);
     }
     let mut hash = [0u8; 32];
@@ -585,7 +586,9 @@ mod tests {
             "ab".repeat(32)
         );
         assert!(matches!(parse(&good, LIMITS), Ok(Request::HashReport(r)) if r.sha256[0] == 0xab));
-        let bad = good.replace("abab", "zzzz");
-        assert!(parse(&bad, LIMITS).is_err());
+        for not_hex in ["zzzz", "+a+b"] {
+            let bad = good.replace("abab", not_hex);
+            assert!(parse(&bad, LIMITS).is_err(), "{not_hex} accepted");
+        }
     }
 }
