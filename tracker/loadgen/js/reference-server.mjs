@@ -1,7 +1,8 @@
 // Starts the bittorrent-tracker npm server with only the WebSocket transport, for benchmarks.
 // Usage: node reference-server.mjs [PORT] [HOST]   (PORT 0 picks a free port)
 // Prints one line `listening <host>:<port> pid <pid>` once it accepts connections.
-import { Server } from 'bittorrent-tracker'
+// The server module alone: the package root also loads the WebRTC client (a native addon).
+import Server from 'bittorrent-tracker/server'
 
 const port = Number(process.argv[2] ?? 8000)
 const host = process.argv[3] ?? '127.0.0.1'
