@@ -1,0 +1,324 @@
+//! Meeting peers through the tracker: announces carry fresh WebRTC offers, relayed offers are
+//! answered, answers complete pending offers, and every connection that results is handed out
+//! as a [`PeerLink`]. Swarms are announced again after each reconnect and at the tracker's
+//! interval.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::id20::{self, Id20};
+use crate::rtc::{PeerLink, PendingOffer, RtcFactory};
+use crate::tracker_client::{
+    Announce, AnnounceEvent, Backoff, PeerExtension, TrackerClient, TrackerEvent, TrackerEvents,
+};
+
+/// How long an unanswered offer is kept (the tracker forgets offers after about as long).
+const OFFER_LIFETIME: Duration = Duration::from_secs(50);
+
+/// Signaling settings.
+#[derive(Debug, Clone)]
+pub struct SignalingConfig {
+    /// The tracker's WebSocket URL.
+    pub tracker_url: String,
+    /// Offers sent with each announce (WebTorrent sends up to 10).
+    pub offers_per_announce: usize,
+    /// Re-announce period when the tracker gives none.
+    pub default_interval: Duration,
+    /// Reconnect timing.
+    pub backoff: Backoff,
+    /// Extension fields for this project's tracker.
+    pub ext: Option<PeerExtension>,
+}
+
+impl SignalingConfig {
+    /// Defaults for `tracker_url`: 5 offers per announce, 120 s interval.
+    pub fn new(tracker_url: impl Into<String>) -> Self {
+        Self {
+            tracker_url: tracker_url.into(),
+            offers_per_announce: 5,
+            default_interval: Duration::from_secs(120),
+            backoff: Backoff::default(),
+            ext: None,
+        }
+    }
+}
+
+/// What signaling produced.
+#[derive(Debug)]
+pub enum SignalingEvent {
+    /// A peer connection was negotiated; its data channel opens shortly (see [`PeerLink`]).
+    Peer {
+        /// The swarm.
+        info_hash: Id20,
+        /// The remote peer.
+        peer_id: Id20,
+        /// The connection.
+        link: PeerLink,
+        /// Whether this side made the offer.
+        initiator: bool,
+    },
+    /// The tracker connection changed or reported something.
+    Tracker(TrackerEvent),
+}
+
+/// Commands to the signaling task.
+enum Command {
+    Join(Id20),
+    Leave(Id20),
+}
+
+/// Handle of a running signaling task. Dropping it stops the task.
+pub struct Signaling {
+    peer_id: Id20,
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl Signaling {
+    /// Starts signaling as a new random peer id.
+    pub fn spawn(
+        config: SignalingConfig,
+        factory: Arc<RtcFactory>,
+    ) -> (Self, mpsc::Receiver<SignalingEvent>) {
+        let peer_id = id20::random_peer_id();
+        let (client, tracker_events) =
+            TrackerClient::spawn(config.tracker_url.clone(), peer_id, config.backoff);
+        let (commands, commands_rx) = mpsc::unbounded_channel();
+        let (events_tx, events) = mpsc::channel(64);
+        let task = Task {
+            config,
+            factory,
+            client,
+            connected: false,
+            swarms: HashMap::new(),
+            pending: HashMap::new(),
+            events: events_tx,
+        };
+        tokio::spawn(task.run(commands_rx, tracker_events));
+        (Self { peer_id, commands }, events)
+    }
+
+    /// This peer's id.
+    pub fn peer_id(&self) -> Id20 {
+        self.peer_id
+    }
+
+    /// Joins a swarm: announces with offers now (or once connected) and periodically.
+    pub fn join(&self, info_hash: Id20) {
+        let _ = self.commands.send(Command::Join(info_hash));
+    }
+
+    /// Leaves a swarm (announces `stopped`).
+    pub fn leave(&self, info_hash: Id20) {
+        let _ = self.commands.send(Command::Leave(info_hash));
+    }
+}
+
+struct Swarm {
+    next_announce: Instant,
+    interval: Duration,
+}
+
+struct Task {
+    config: SignalingConfig,
+    factory: Arc<RtcFactory>,
+    client: TrackerClient,
+    connected: bool,
+    swarms: HashMap<Id20, Swarm>,
+    pending: HashMap<Id20, (Id20, PendingOffer, Instant)>,
+    events: mpsc::Sender<SignalingEvent>,
+}
+
+impl Task {
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        mut tracker: TrackerEvents,
+    ) {
+        loop {
+            let next_due = self.swarms.values().map(|s| s.next_announce).min();
+            let due = async {
+                match next_due {
+                    Some(at) if self.connected => tokio::time::sleep_until(at).await,
+                    _ => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(Command::Join(info_hash)) => {
+                        self.swarms.insert(info_hash, Swarm {
+                            next_announce: Instant::now(),
+                            interval: self.config.default_interval,
+                        });
+                        if self.connected {
+                            self.announce(info_hash, AnnounceEvent::Started).await;
+                        }
+                    }
+                    Some(Command::Leave(info_hash)) => {
+                        if self.swarms.remove(&info_hash).is_some() {
+                            self.client.announce(&Announce {
+                                info_hash,
+                                event: AnnounceEvent::Stopped,
+                                numwant: 0,
+                                offers: Vec::new(),
+                                ext: self.config.ext,
+                            });
+                        }
+                    }
+                    None => return,
+                },
+                () = due => {
+                    let now = Instant::now();
+                    let due: Vec<Id20> = self.swarms.iter()
+                        .filter(|(_, s)| s.next_announce <= now)
+                        .map(|(h, _)| *h)
+                        .collect();
+                    for info_hash in due {
+                        self.announce(info_hash, AnnounceEvent::Update).await;
+                    }
+                }
+                event = tracker.next() => match event {
+                    Some(event) => {
+                        if self.on_tracker_event(event).await.is_err() {
+                            return;
+                        }
+                    }
+                    None => return,
+                },
+            }
+        }
+    }
+
+    /// Announces to one swarm with fresh offers, and schedules the next announce.
+    async fn announce(&mut self, info_hash: Id20, event: AnnounceEvent) {
+        self.drop_expired_offers().await;
+        let count = self.config.offers_per_announce;
+        let created = join_all((0..count).map(|_| self.factory.create_offer())).await;
+        let mut offers = Vec::with_capacity(count);
+        for offer in created.into_iter().flatten() {
+            let offer_id = id20::random();
+            offers.push((offer_id, offer.sdp.clone()));
+            self.pending
+                .insert(offer_id, (info_hash, offer, Instant::now()));
+        }
+        self.client.announce(&Announce {
+            info_hash,
+            event,
+            numwant: offers.len(),
+            offers,
+            ext: self.config.ext,
+        });
+        if let Some(swarm) = self.swarms.get_mut(&info_hash) {
+            swarm.next_announce = Instant::now() + swarm.interval;
+        }
+    }
+
+    async fn drop_expired_offers(&mut self) {
+        let now = Instant::now();
+        let expired: Vec<Id20> = self
+            .pending
+            .iter()
+            .filter(|(_, (_, _, created))| now.duration_since(*created) > OFFER_LIFETIME)
+            .map(|(id, _)| *id)
+            .collect();
+        for offer_id in expired {
+            if let Some((_, offer, _)) = self.pending.remove(&offer_id) {
+                offer.close().await;
+            }
+        }
+    }
+
+    /// Acts on a tracker event; `Err` when the owner is gone.
+    async fn on_tracker_event(&mut self, event: TrackerEvent) -> Result<(), ()> {
+        match &event {
+            TrackerEvent::Connected => {
+                self.connected = true;
+                let joined: Vec<Id20> = self.swarms.keys().copied().collect();
+                for info_hash in joined {
+                    self.announce(info_hash, AnnounceEvent::Started).await;
+                }
+            }
+            TrackerEvent::Disconnected => self.connected = false,
+            TrackerEvent::AnnounceReply {
+                info_hash,
+                interval,
+                ..
+            } => {
+                if let Some(swarm) = self.swarms.get_mut(info_hash) {
+                    let interval = Duration::from_secs((*interval).clamp(5, 3600));
+                    swarm.next_announce += interval.saturating_sub(swarm.interval);
+                    swarm.interval = interval;
+                }
+            }
+            TrackerEvent::Offer {
+                info_hash,
+                peer_id,
+                offer_id,
+                sdp,
+            } => {
+                if self.swarms.contains_key(info_hash) {
+                    self.answer_offer(*info_hash, *peer_id, *offer_id, sdp.clone());
+                }
+                return Ok(());
+            }
+            TrackerEvent::Answer {
+                info_hash,
+                peer_id,
+                offer_id,
+                sdp,
+            } => {
+                let Some((swarm, offer, _)) = self.pending.remove(offer_id) else {
+                    return Ok(());
+                };
+                if swarm != *info_hash {
+                    offer.close().await;
+                    return Ok(());
+                }
+                match offer.accept_answer(sdp).await {
+                    Ok(link) => {
+                        let peer = SignalingEvent::Peer {
+                            info_hash: *info_hash,
+                            peer_id: *peer_id,
+                            link,
+                            initiator: true,
+                        };
+                        return self.events.send(peer).await.map_err(drop);
+                    }
+                    Err(error) => tracing::debug!(%error, "a peer's answer was unusable"),
+                }
+                return Ok(());
+            }
+            TrackerEvent::Failure { .. } => {}
+        }
+        self.events
+            .send(SignalingEvent::Tracker(event))
+            .await
+            .map_err(drop)
+    }
+
+    /// Answers a relayed offer in its own task (ICE gathering takes a moment).
+    fn answer_offer(&self, info_hash: Id20, peer_id: Id20, offer_id: Id20, sdp: String) {
+        let factory = Arc::clone(&self.factory);
+        let client = self.client.clone();
+        let events = self.events.clone();
+        tokio::spawn(async move {
+            match factory.accept_offer(&sdp).await {
+                Ok((answer, link)) => {
+                    client.answer(&info_hash, &peer_id, &offer_id, &answer);
+                    let peer = SignalingEvent::Peer {
+                        info_hash,
+                        peer_id,
+                        link,
+                        initiator: false,
+                    };
+                    let _ = events.send(peer).await;
+                }
+                Err(error) => tracing::debug!(%error, "a peer's offer was unusable"),
+            }
+        });
+    }
+}

@@ -1,0 +1,444 @@
+//! A WebTorrent tracker client over WebSocket: the messages the `bittorrent-tracker` client
+//! sends, one connection kept up with reconnects (exponential backoff with jitter).
+//!
+//! The client is a task; [`TrackerClient`] sends it requests and [`TrackerEvents`] yields what
+//! the tracker said. Requests made while the connection is down are dropped (offers go stale
+//! quickly): after [`TrackerEvent::Connected`] the owner announces again.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+use crate::id20::{self, Id20};
+
+/// Largest tracker message accepted (an announce relay carries one SDP of a few KiB).
+const MAX_MESSAGE: usize = 256 * 1024;
+
+/// How many tracker events may wait for the owner.
+const EVENT_QUEUE: usize = 256;
+
+/// Reconnect timing.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    /// Wait before the first reconnect attempt.
+    pub initial: Duration,
+    /// Longest wait between attempts.
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self {
+            initial: Duration::from_millis(250),
+            max: Duration::from_secs(15),
+        }
+    }
+}
+
+impl Backoff {
+    /// The wait before attempt `attempt` (0-based): doubling from `initial` up to `max`, with
+    /// "equal jitter" (between half and all of it) so that clients do not reconnect in lockstep.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let full = self
+            .initial
+            .saturating_mul(1u32 << attempt.min(20))
+            .min(self.max);
+        let half = full / 2;
+        half + full.mul_f64(rand::rng().random_range(0.0..0.5))
+    }
+}
+
+/// Extension fields of this project's tracker (see `tracker/PROTOCOL.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct PeerExtension {
+    /// Whether this peer uploads to others.
+    pub upload: bool,
+    /// Upload capacity offered, bytes per second (0 = unknown).
+    pub capacity: u64,
+    /// Playback position in seconds (VOD), to meet peers watching the same part.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub position: Option<f64>,
+}
+
+/// An announce to one swarm.
+#[derive(Debug, Clone)]
+pub struct Announce {
+    /// The swarm.
+    pub info_hash: Id20,
+    /// `started`, `update`, `completed` or `stopped`.
+    pub event: AnnounceEvent,
+    /// How many peers the tracker should relay offers to.
+    pub numwant: usize,
+    /// The offers, as `(offer_id, sdp)`.
+    pub offers: Vec<(Id20, String)>,
+    /// Extension fields, sent only to trackers that understand them.
+    pub ext: Option<PeerExtension>,
+}
+
+/// The lifecycle event of an announce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnnounceEvent {
+    /// Joining the swarm.
+    Started,
+    /// Periodic refresh.
+    Update,
+    /// Leaving the swarm.
+    Stopped,
+}
+
+impl AnnounceEvent {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Started => "started",
+            Self::Update => "update",
+            Self::Stopped => "stopped",
+        }
+    }
+}
+
+/// What the tracker told this client.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TrackerEvent {
+    /// The WebSocket is (again) connected; announce to the swarms this peer is in.
+    Connected,
+    /// The WebSocket dropped; the client reconnects by itself.
+    Disconnected,
+    /// The reply to an announce.
+    AnnounceReply {
+        /// The swarm.
+        info_hash: Id20,
+        /// Seconds until the next announce is due.
+        interval: u64,
+        /// Seeders in the swarm.
+        complete: u64,
+        /// Leechers in the swarm.
+        incomplete: u64,
+    },
+    /// A peer's offer, to be answered.
+    Offer {
+        /// The swarm.
+        info_hash: Id20,
+        /// The offering peer.
+        peer_id: Id20,
+        /// The id the answer must carry.
+        offer_id: Id20,
+        /// The offer SDP.
+        sdp: String,
+    },
+    /// A peer's answer to one of this client's offers.
+    Answer {
+        /// The swarm.
+        info_hash: Id20,
+        /// The answering peer.
+        peer_id: Id20,
+        /// The offer answered.
+        offer_id: Id20,
+        /// The answer SDP.
+        sdp: String,
+    },
+    /// The tracker refused a request.
+    Failure {
+        /// The swarm, when the tracker named it.
+        info_hash: Option<Id20>,
+        /// The tracker's reason.
+        reason: String,
+    },
+}
+
+/// Sends requests to the tracker connection task. Dropping every clone ends the task.
+#[derive(Debug, Clone)]
+pub struct TrackerClient {
+    peer_id: Id20,
+    requests: mpsc::UnboundedSender<String>,
+}
+
+/// The events of one tracker connection.
+#[derive(Debug)]
+pub struct TrackerEvents {
+    events: mpsc::Receiver<TrackerEvent>,
+}
+
+impl TrackerEvents {
+    /// The next event; `None` once the client has ended.
+    pub async fn next(&mut self) -> Option<TrackerEvent> {
+        self.events.recv().await
+    }
+}
+
+impl TrackerClient {
+    /// Starts the connection task for `url` (`ws://` or `wss://`) as `peer_id`.
+    pub fn spawn(url: String, peer_id: Id20, backoff: Backoff) -> (Self, TrackerEvents) {
+        let (requests, requests_rx) = mpsc::unbounded_channel();
+        let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
+        tokio::spawn(run(url, backoff, requests_rx, events_tx));
+        (Self { peer_id, requests }, TrackerEvents { events })
+    }
+
+    /// This client's peer id.
+    pub fn peer_id(&self) -> Id20 {
+        self.peer_id
+    }
+
+    /// Announces to a swarm (dropped if the connection is down).
+    pub fn announce(&self, announce: &Announce) {
+        let offers: Vec<_> = announce
+            .offers
+            .iter()
+            .map(|(offer_id, sdp)| {
+                json!({"offer": {"type": "offer", "sdp": sdp}, "offer_id": id20::to_text(offer_id)})
+            })
+            .collect();
+        let mut message = json!({
+            "action": "announce",
+            "info_hash": id20::to_text(&announce.info_hash),
+            "peer_id": id20::to_text(&self.peer_id),
+            "numwant": announce.numwant,
+            "uploaded": 0,
+            "downloaded": 0,
+            "event": announce.event.as_str(),
+            "offers": offers,
+        });
+        if let Some(ext) = announce.ext {
+            message["ext"] = json!(ext);
+        }
+        let _ = self.requests.send(message.to_string());
+    }
+
+    /// Sends an answer to a relayed offer.
+    pub fn answer(&self, info_hash: &Id20, to_peer_id: &Id20, offer_id: &Id20, sdp: &str) {
+        let message = json!({
+            "action": "announce",
+            "info_hash": id20::to_text(info_hash),
+            "peer_id": id20::to_text(&self.peer_id),
+            "to_peer_id": id20::to_text(to_peer_id),
+            "offer_id": id20::to_text(offer_id),
+            "answer": {"type": "answer", "sdp": sdp},
+        });
+        let _ = self.requests.send(message.to_string());
+    }
+}
+
+/// Keeps one WebSocket up until every [`TrackerClient`] is dropped.
+async fn run(
+    url: String,
+    backoff: Backoff,
+    mut requests: mpsc::UnboundedReceiver<String>,
+    events: mpsc::Sender<TrackerEvent>,
+) {
+    let mut attempt = 0u32;
+    loop {
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(MAX_MESSAGE))
+            .max_frame_size(Some(MAX_MESSAGE));
+        match tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), false).await
+        {
+            Ok((socket, _)) => {
+                attempt = 0;
+                if events.send(TrackerEvent::Connected).await.is_err() {
+                    return;
+                }
+                let ended = serve(socket, &mut requests, &events).await;
+                if ended == Session::OwnerGone
+                    || events.send(TrackerEvent::Disconnected).await.is_err()
+                {
+                    return;
+                }
+            }
+            Err(error) => tracing::debug!(%url, %error, "tracker connection failed"),
+        }
+        let wait = backoff.delay(attempt);
+        attempt = attempt.saturating_add(1);
+        // Requests made while disconnected are stale by the time we are back.
+        let sleep = tokio::time::sleep(wait);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                _ = &mut sleep => break,
+                request = requests.recv() => if request.is_none() { return },
+            }
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Session {
+    Dropped,
+    OwnerGone,
+}
+
+async fn serve<S>(
+    socket: tokio_tungstenite::WebSocketStream<S>,
+    requests: &mut mpsc::UnboundedReceiver<String>,
+    events: &mpsc::Sender<TrackerEvent>,
+) -> Session
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let (mut sink, mut stream) = socket.split();
+    loop {
+        tokio::select! {
+            request = requests.recv() => {
+                let Some(text) = request else {
+                    let _ = sink.close().await;
+                    return Session::OwnerGone;
+                };
+                if sink.send(Message::text(text)).await.is_err() {
+                    return Session::Dropped;
+                }
+            }
+            message = stream.next() => {
+                let text = match message {
+                    Some(Ok(Message::Text(text))) => text,
+                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return Session::Dropped,
+                    Some(Ok(_)) => continue,
+                };
+                match parse(&text) {
+                    Ok(Some(event)) => {
+                        if events.send(event).await.is_err() {
+                            return Session::OwnerGone;
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(problem) => tracing::warn!(problem, "ignoring a bad tracker message"),
+                }
+            }
+        }
+    }
+}
+
+/// The shape of every tracker message, read loosely and then validated.
+#[derive(Deserialize)]
+struct Incoming {
+    action: Option<String>,
+    info_hash: Option<String>,
+    peer_id: Option<String>,
+    offer_id: Option<String>,
+    offer: Option<Sdp>,
+    answer: Option<Sdp>,
+    interval: Option<u64>,
+    complete: Option<u64>,
+    incomplete: Option<u64>,
+    #[serde(rename = "failure reason")]
+    failure_reason: Option<String>,
+    #[serde(rename = "warning message")]
+    warning_message: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Sdp {
+    sdp: String,
+}
+
+/// Turns a tracker message into an event; `Ok(None)` for messages with nothing to act on.
+fn parse(text: &str) -> Result<Option<TrackerEvent>, &'static str> {
+    let message: Incoming = serde_json::from_str(text).map_err(|_| "not a JSON object")?;
+    let info_hash = message.info_hash.as_deref().and_then(id20::from_text);
+    if let Some(reason) = message.failure_reason {
+        return Ok(Some(TrackerEvent::Failure { info_hash, reason }));
+    }
+    if let Some(warning) = message.warning_message {
+        tracing::info!(warning, "tracker warning");
+    }
+    if message.action.as_deref() != Some("announce") {
+        return Ok(None);
+    }
+    let info_hash = info_hash.ok_or("announce without a valid info_hash")?;
+    let id = |field: Option<String>, name| field.as_deref().and_then(id20::from_text).ok_or(name);
+    if let Some(offer) = message.offer {
+        return Ok(Some(TrackerEvent::Offer {
+            info_hash,
+            peer_id: id(message.peer_id, "offer without a valid peer_id")?,
+            offer_id: id(message.offer_id, "offer without a valid offer_id")?,
+            sdp: offer.sdp,
+        }));
+    }
+    if let Some(answer) = message.answer {
+        return Ok(Some(TrackerEvent::Answer {
+            info_hash,
+            peer_id: id(message.peer_id, "answer without a valid peer_id")?,
+            offer_id: id(message.offer_id, "answer without a valid offer_id")?,
+            sdp: answer.sdp,
+        }));
+    }
+    Ok(message
+        .interval
+        .map(|interval| TrackerEvent::AnnounceReply {
+            info_hash,
+            interval,
+            complete: message.complete.unwrap_or(0),
+            incomplete: message.incomplete.unwrap_or(0),
+        }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_the_cap() {
+        let backoff = Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(1),
+        };
+        for _ in 0..50 {
+            let first = backoff.delay(0);
+            assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100));
+            let third = backoff.delay(2);
+            assert!(third >= Duration::from_millis(200) && third <= Duration::from_millis(400));
+            assert!(backoff.delay(40) <= Duration::from_secs(1));
+            assert!(backoff.delay(40) >= Duration::from_millis(500));
+        }
+    }
+
+    #[test]
+    fn parses_relayed_offers_answers_replies_and_failures() {
+        let hash = id20::to_text(&[0xff; 20]);
+        let peer = id20::to_text(&[1; 20]);
+        let offer = json!({"action":"announce","info_hash":hash,"peer_id":peer,"offer_id":peer,
+            "offer":{"type":"offer","sdp":"v=0"}})
+        .to_string();
+        assert_eq!(
+            parse(&offer),
+            Ok(Some(TrackerEvent::Offer {
+                info_hash: [0xff; 20],
+                peer_id: [1; 20],
+                offer_id: [1; 20],
+                sdp: "v=0".into()
+            }))
+        );
+        let reply = json!({"action":"announce","info_hash":hash,"interval":120,"complete":0,"incomplete":3});
+        assert_eq!(
+            parse(&reply.to_string()),
+            Ok(Some(TrackerEvent::AnnounceReply {
+                info_hash: [0xff; 20],
+                interval: 120,
+                complete: 0,
+                incomplete: 3
+            }))
+        );
+        let failure = json!({"failure reason":"invalid info_hash","action":"announce"});
+        assert_eq!(
+            parse(&failure.to_string()),
+            Ok(Some(TrackerEvent::Failure {
+                info_hash: None,
+                reason: "invalid info_hash".into()
+            }))
+        );
+    }
+
+    #[test]
+    fn bad_messages_are_errors_not_panics() {
+        assert!(parse("not json").is_err());
+        assert!(parse(r#"{"action":"announce","info_hash":"short"}"#).is_err());
+        let hash = id20::to_text(&[7; 20]);
+        let bad_peer = json!({"action":"announce","info_hash":hash,"peer_id":"x","offer_id":"y","offer":{"sdp":"v=0"}});
+        assert!(parse(&bad_peer.to_string()).is_err());
+        assert_eq!(parse(r#"{"action":"scrape"}"#), Ok(None));
+    }
+}
