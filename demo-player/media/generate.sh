@@ -43,4 +43,5 @@ mkdir -p "$work"
         -var_stream_map "v:0,a:0,name:240p v:1,a:1,name:360p v:2,a:2,name:480p" \
         "%v/index.m3u8"
 )
+rm -rf "$out"
 mv "$work" "$out"

@@ -119,8 +119,13 @@ impl LiveStream {
                 path: file.display().to_string(),
                 source,
             })?;
-            let Ok(Playlist::MediaPlaylist(template)) = m3u8_rs::parse_playlist_res(&bytes) else {
-                continue;
+            let template = match m3u8_rs::parse_playlist_res(&bytes) {
+                Ok(Playlist::MediaPlaylist(template)) => template,
+                Ok(Playlist::MasterPlaylist(_)) => continue,
+                Err(error) => {
+                    tracing::warn!(path = %request_path, %error, "not a playlist; served as a plain file");
+                    continue;
+                }
             };
             let playlist = LoopedPlaylist::new(template)
                 .ok_or_else(|| LiveError::Empty(request_path.clone()))?;
@@ -271,4 +276,93 @@ fn find_playlists(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use m3u8_rs::MediaSegment;
+
+    fn looped(durations: &[f32]) -> LoopedPlaylist {
+        let segments = durations
+            .iter()
+            .enumerate()
+            .map(|(index, &duration)| MediaSegment {
+                uri: format!("s{index}.ts"),
+                duration,
+                ..MediaSegment::default()
+            })
+            .collect();
+        LoopedPlaylist::new(MediaPlaylist {
+            segments,
+            ..MediaPlaylist::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn segments_complete_at_their_end_times_across_loops() {
+        let playlist = looped(&[2.0, 3.0, 1.0]);
+        assert_eq!(playlist.end_of(0), 2.0);
+        assert_eq!(playlist.end_of(4), 11.0);
+        for (clock, completed) in [
+            (0.0, 0),
+            (1.99, 0),
+            (2.0, 1),
+            (5.5, 2),
+            (6.0, 3),
+            (10.9, 4),
+            (11.0, 5),
+            (18.0, 9),
+        ] {
+            assert_eq!(playlist.completed(clock), completed, "at {clock} s");
+        }
+    }
+
+    #[test]
+    fn live_playlist_marks_each_wrap_with_a_discontinuity() {
+        let rendered = looped(&[2.0, 3.0, 1.0]).render(2, 7);
+        let Ok(Playlist::MediaPlaylist(live)) = m3u8_rs::parse_playlist_res(rendered.as_bytes())
+        else {
+            panic!("not a media playlist: {rendered}");
+        };
+        assert_eq!((live.media_sequence, live.discontinuity_sequence), (2, 0));
+        let uris: Vec<_> = live
+            .segments
+            .iter()
+            .map(|segment| segment.uri.as_str())
+            .collect();
+        assert_eq!(
+            uris,
+            [
+                "s2.ts?seq=2",
+                "s0.ts?seq=3",
+                "s1.ts?seq=4",
+                "s2.ts?seq=5",
+                "s0.ts?seq=6"
+            ]
+        );
+        let wraps: Vec<_> = live
+            .segments
+            .iter()
+            .map(|segment| segment.discontinuity)
+            .collect();
+        assert_eq!(wraps, [false, true, false, false, true]);
+        assert!(!live.end_list && live.playlist_type.is_none());
+    }
+
+    #[test]
+    fn empty_or_zero_length_playlists_cannot_loop() {
+        assert!(LoopedPlaylist::new(MediaPlaylist::default()).is_none());
+        let zero = looped(&[1.0]).template.segments[0].clone();
+        let zero = MediaSegment {
+            duration: 0.0,
+            ..zero
+        };
+        let playlist = MediaPlaylist {
+            segments: vec![zero],
+            ..MediaPlaylist::default()
+        };
+        assert!(LoopedPlaylist::new(playlist).is_none());
+    }
 }

@@ -99,6 +99,7 @@ async fn live_window_advances_and_media_sequence_increases() {
     };
     let origin = start_origin(Some(live), r#"{"rules":[]}"#).await;
     let vod = media_playlist(&media_file("/240p/index.m3u8"));
+    let started = Instant::now();
     let (status, headers, text) = get(&origin.url("/240p/index.m3u8"), &[]).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(header(&headers, "cache-control"), "no-cache");
@@ -136,9 +137,10 @@ async fn live_window_advances_and_media_sequence_increases() {
     tokio::time::sleep(Duration::from_millis(600)).await;
     let later = media_playlist(&get(&origin.url("/240p/index.m3u8"), &[]).await.2);
     let advanced = later.media_sequence - first.media_sequence;
+    let most = (started.elapsed().as_secs_f64() * 10.0).ceil() as u64 + 1;
     assert!(
-        (4..=12).contains(&advanced),
-        "advanced {advanced} segments in 0.6 s"
+        (5..=most).contains(&advanced),
+        "advanced {advanced} segments in 0.6 s (at most {most})"
     );
     assert_eq!(later.segments.len(), 4);
 }
