@@ -84,7 +84,8 @@ pub struct Config {
     #[arg(long, env = "TRACKER_ANNOUNCE_INTERVAL", default_value_t = 120)]
     pub announce_interval: u64,
 
-    /// Seconds of silence after which a peer is removed from its swarms.
+    /// Seconds of silence after which a peer is removed from its swarms and a connection that
+    /// sent nothing for as long is closed.
     #[arg(long, env = "TRACKER_PEER_TIMEOUT", default_value_t = 300)]
     pub peer_timeout: u64,
 

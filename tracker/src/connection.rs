@@ -98,13 +98,28 @@ pub async fn run<S>(
     let (route, mut inbox) = mpsc::channel(shared.config.outgoing_queue.max(1));
     let mut session = Session::new(Arc::clone(&shared), client, route);
     shared.metrics.connections.inc();
+    // A connection silent as long as a peer may be closes too: its peers have expired, and a
+    // client that vanished without closing (a half-open TCP connection) is never written to again.
+    let silence_limit = Duration::from_secs(shared.config.peer_timeout);
+    let silence = tokio::time::sleep(silence_limit);
+    tokio::pin!(silence);
+    let mut last_heard = Instant::now();
     loop {
         tokio::select! {
             _ = shared.shutdown.cancelled() => {
                 close(&mut socket, CloseCode::Away, "tracker shutting down").await;
                 break;
             }
+            () = &mut silence => {
+                let deadline = last_heard + silence_limit;
+                if Instant::now() >= deadline {
+                    close(&mut socket, CloseCode::Normal, "silent for too long: announce again").await;
+                    break;
+                }
+                silence.as_mut().reset(deadline.into());
+            }
             incoming = socket.next() => {
+                last_heard = Instant::now();
                 let Some(replies) = session.on_frame(incoming) else { break };
                 if send_all(&mut socket, replies).await.is_err() {
                     break;

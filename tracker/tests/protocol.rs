@@ -173,12 +173,37 @@ async fn silent_peers_expire() {
     let swarm = id(b'S', 6);
     let mut quiet = Client::connect(addr).await;
     quiet.announce(&swarm, &id(b'Q', 1), 0).await;
-    tokio::time::sleep(Duration::from_millis(1800)).await;
+    // The connection keeps talking (scrapes, so it stays open), but the peer never announces again.
+    let scrape = json!({"action": "scrape", "info_hash": swarm});
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(450)).await;
+        quiet.send(&scrape).await;
+        assert_eq!(quiet.recv().await["action"], "scrape");
+    }
     let mut offerer = Client::connect(addr).await;
     let reply = offerer.announce(&swarm, &id(b'O', 1), 1).await;
     assert_eq!(reply["incomplete"], 1, "only the new peer remains");
     assert!(quiet.try_recv(Duration::from_millis(300)).await.is_none());
     assert!(metric(addr, "tracker_peers_expired_total").await >= 1.0);
+    tracker.shutdown().await;
+}
+
+#[tokio::test]
+async fn silent_connections_are_closed_and_talking_ones_kept() {
+    let tracker = start(|c| c.peer_timeout = 1).await;
+    let addr = tracker.local_addr();
+    let mut silent = Client::connect(addr).await;
+    let mut talking = Client::connect(addr).await;
+    let swarm = id(b'S', 8);
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        talking.announce(&swarm, &id(b'T', 1), 0).await;
+    }
+    assert!(silent.closed_within(Duration::from_secs(2)).await);
+    assert_eq!(
+        talking.announce(&swarm, &id(b'T', 1), 0).await["incomplete"],
+        1
+    );
     tracker.shutdown().await;
 }
 
