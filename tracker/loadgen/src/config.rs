@@ -95,7 +95,8 @@ pub struct Config {
     #[arg(long, env = "LOADGEN_SETTLE", default_value_t = 2.0)]
     pub settle: f64,
 
-    /// Process id of the tracker, whose VmRSS idle-memory mode reads.
+    /// Process id of the tracker: idle-memory mode reads its VmRSS (required there); throughput
+    /// mode reports its CPU use and relayed messages per tracker CPU second.
     #[arg(long, env = "LOADGEN_TRACKER_PID")]
     pub tracker_pid: Option<u32>,
 

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::peer::Behaviour;
+use crate::procfs::resident_kib;
 use crate::session::Session;
 
 /// One memory reading.
@@ -78,19 +79,6 @@ pub async fn run(config: &Config) -> anyhow::Result<IdleReport> {
     })
 }
 
-/// The resident memory (VmRSS) of process `pid`, KiB.
-pub fn resident_kib(pid: u32) -> anyhow::Result<u64> {
-    let path = format!("/proc/{pid}/status");
-    let status = std::fs::read_to_string(&path).map_err(|error| {
-        anyhow::anyhow!("cannot read {path} (is --tracker-pid right?): {error}")
-    })?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| anyhow::anyhow!("{path} has no VmRSS line"))
-}
-
 impl IdleReport {
     /// The human-readable summary.
     pub fn summary(&self) -> String {
@@ -106,16 +94,5 @@ impl IdleReport {
             last.connections,
             self.connection_errors
         )
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_own_resident_memory() {
-        let kib = resident_kib(std::process::id()).unwrap();
-        assert!(kib > 100, "{kib} KiB");
     }
 }

@@ -4,6 +4,7 @@
 mod config;
 mod idle;
 mod peer;
+mod procfs;
 mod sdp;
 mod session;
 mod stats;

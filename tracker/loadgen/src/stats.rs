@@ -159,6 +159,13 @@ pub struct Window {
     pub failures: u64,
     /// Connection errors and disconnects in the window.
     pub connection_errors: u64,
+    /// CPU the tracker used, in cores (CPU seconds per second), when its pid is known.
+    pub server_cpu_cores: Option<f64>,
+    /// Relayed messages per CPU second of the tracker: its efficiency, independent of how much
+    /// of the machine it got.
+    pub relayed_messages_per_server_cpu_second: Option<f64>,
+    /// CPU the load generator used, in cores.
+    pub loadgen_cpu_cores: f64,
 }
 
 impl Window {
@@ -190,13 +197,29 @@ impl Window {
             failures: end.failures - start.failures,
             connection_errors: (end.connect_errors + end.disconnects)
                 - (start.connect_errors + start.disconnects),
+            server_cpu_cores: None,
+            relayed_messages_per_server_cpu_second: None,
+            loadgen_cpu_cores: 0.0,
         }
+    }
+
+    /// Adds the CPU seconds the tracker (if known) and the load generator used in the window.
+    pub fn with_cpu(mut self, server_seconds: Option<f64>, loadgen_seconds: f64) -> Self {
+        self.server_cpu_cores = server_seconds.map(|cpu| cpu / self.seconds);
+        self.relayed_messages_per_server_cpu_second = server_seconds
+            .filter(|&cpu| cpu > 0.0)
+            .map(|cpu| self.relayed_messages_per_sec * self.seconds / cpu);
+        self.loadgen_cpu_cores = loadgen_seconds / self.seconds;
+        self
     }
 
     /// One line for the human-readable progress output.
     pub fn describe(&self) -> String {
+        let server_cpu = self.server_cpu_cores.map_or(String::new(), |cores| {
+            format!(" | tracker cpu {cores:.2} cores")
+        });
         format!(
-            "target {:>8.0} ann/s | sent {:>8.0} ann/s {:>9.0} offers/s | relayed {:>9.0} offers/s {:>9.0} answers/s = {:>9.0} msg/s | offer latency p50 {:>7.2} ms p99 {:>8.2} ms | failures {} conn errors {}",
+            "target {:>8.0} ann/s | sent {:>8.0} ann/s {:>9.0} offers/s | relayed {:>9.0} offers/s {:>9.0} answers/s = {:>9.0} msg/s | offer latency p50 {:>7.2} ms p99 {:>8.2} ms | failures {} conn errors {}{server_cpu} loadgen cpu {:.2} cores",
             self.target_announces_per_sec,
             self.announces_per_sec,
             self.offers_sent_per_sec,
@@ -206,7 +229,8 @@ impl Window {
             self.offer_latency_p50_ms,
             self.offer_latency_p99_ms,
             self.failures,
-            self.connection_errors
+            self.connection_errors,
+            self.loadgen_cpu_cores
         )
     }
 }

@@ -6,6 +6,7 @@ use tokio::time::Instant;
 
 use crate::config::Config;
 use crate::peer::Behaviour;
+use crate::procfs;
 use crate::session::Session;
 use crate::stats::{Totals, Window};
 
@@ -88,11 +89,24 @@ pub async fn run(config: &Config) -> anyhow::Result<ThroughputReport> {
 async fn measure(session: &Session, config: &Config, rate: f64, seconds: f64) -> Window {
     session.set_rate(rate);
     tokio::time::sleep(Config::seconds(config.warmup)).await;
+    let cpu = || {
+        let server = config.tracker_pid.and_then(procfs::cpu_seconds);
+        (
+            server,
+            procfs::cpu_seconds(std::process::id()).unwrap_or(0.0),
+        )
+    };
     let start = session.snapshot();
+    let (server_before, loadgen_before) = cpu();
     let started = Instant::now();
     tokio::time::sleep(Config::seconds(seconds)).await;
     let end = session.snapshot();
-    let window = Window::between(&start, &end, started.elapsed(), rate);
+    let (server_after, loadgen_after) = cpu();
+    let server = server_before
+        .zip(server_after)
+        .map(|(before, after)| after - before);
+    let window = Window::between(&start, &end, started.elapsed(), rate)
+        .with_cpu(server, loadgen_after - loadgen_before);
     eprintln!("{}", window.describe());
     window
 }
@@ -104,7 +118,7 @@ impl ThroughputReport {
         format!(
             "peak: {:.0} relayed messages/s ({:.0} offers/s + {:.0} answers/s) at {:.0} announces/s \
              over {} connections; announce-to-offer latency p50 {:.2} ms, p99 {:.2} ms; \
-             {} failures, {} connection errors in the run",
+             {} failures, {} connection errors in the run{}",
             peak.relayed_messages_per_sec,
             peak.offers_relayed_per_sec,
             peak.answers_relayed_per_sec,
@@ -113,7 +127,11 @@ impl ThroughputReport {
             peak.offer_latency_p50_ms,
             peak.offer_latency_p99_ms,
             self.totals.failures,
-            self.totals.connect_errors + self.totals.disconnects
+            self.totals.connect_errors + self.totals.disconnects,
+            peak.relayed_messages_per_server_cpu_second
+                .map_or(String::new(), |per_cpu| format!(
+                    "; {per_cpu:.0} relayed messages per tracker CPU second"
+                ))
         )
     }
 }

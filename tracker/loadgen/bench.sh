@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# The tracker benchmark of tracker/BENCHMARKS.md: builds in release, then for our `tracker` and for
+# the `bittorrent-tracker` npm server (WebSocket only), RUNS times each on a fresh server process:
+#   1. throughput ramp: peak relayed messages/s (offers + answers delivered);
+#   2. fixed rate at half that peak: announce-to-offer latency p50/p99;
+#   3. idle memory: server VmRSS per idle connection (slope between IDLE_CONNECTIONS/4 and
+#      IDLE_CONNECTIONS; the per-process fd limit here is 20000, so 50,000 cannot be reached).
+# Prints every run and the medians, and the ratio ours / reference.
+#
+# Usage: tracker/loadgen/bench.sh            (RUNS=3 IDLE_CONNECTIONS=19000 CONNECTIONS=5000)
+#        RUNS=1 SERVERS=ours tracker/loadgen/bench.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+RUNS=${RUNS:-3}
+SERVERS=${SERVERS:-"ours reference"}
+CONNECTIONS=${CONNECTIONS:-5000}
+IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-19000}
+PORT=${PORT:-18400}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
+ulimit -n "$(ulimit -Hn)"
+
+cargo build --release -j2 -p tracker -p tracker-loadgen >&2
+if [ ! -d tracker/loadgen/js/node_modules ]; then
+    (cd tracker/loadgen/js && npm ci --no-audit --no-fund --loglevel=error) >&2
+fi
+LOADGEN=$CARGO_TARGET_DIR/release/tracker-loadgen
+TRACKER=$CARGO_TARGET_DIR/release/tracker
+LOAD=(--tracker "127.0.0.1:$PORT" --connections "$CONNECTIONS" --swarms 1000 --zipf-exponent 1.0
+      --offers-min 5 --offers-max 10 --source-addresses 100)
+RESULTS=$(mktemp -d)
+SERVER_PID=
+
+# Starts server $1 on $PORT (our tracker with its defaults) and sets SERVER_PID.
+start_server() {
+    if [ "$1" = ours ]; then
+        "$TRACKER" --listen "127.0.0.1:$PORT" --log warn &
+        SERVER_PID=$!
+        for _ in $(seq 50); do
+            (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && return 0
+            sleep 0.1
+        done
+        echo "tracker did not start" >&2
+        return 1
+    else
+        exec {out}< <(cd tracker/loadgen/js && exec node reference-server.mjs "$PORT")
+        read -r line <&"$out"
+        SERVER_PID=${line##* }
+    fi
+}
+
+stop_server() {
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    # The reference server runs in a process substitution; wait for its port to close.
+    while kill -0 "$SERVER_PID" 2>/dev/null; do sleep 0.1; done
+    sleep 0.5
+}
+
+# Prints field $2 (a JS expression on `r`) of the JSON report in file $1.
+field() { node -e "const r = JSON.parse(require('fs').readFileSync('$1', 'utf8')); console.log($2)"; }
+
+for server in $SERVERS; do
+    for run in $(seq "$RUNS"); do
+        echo "== $server run $run: throughput ramp" >&2
+        start_server "$server"
+        "$LOADGEN" "${LOAD[@]}" --ramp-start 500 --ramp-factor 1.4 --step-seconds 3 --json \
+            > "$RESULTS/$server-ramp-$run.json"
+        stop_server
+        peak_rate=$(field "$RESULTS/$server-ramp-$run.json" "r.peak.announces_per_sec")
+        half=$(node -e "console.log(Math.max(1, Math.round($peak_rate / 2)))")
+        echo "== $server run $run: latency at $half announces/s (half the peak)" >&2
+        start_server "$server"
+        "$LOADGEN" "${LOAD[@]}" --rate "$half" --duration 6 --warmup 2 --json \
+            > "$RESULTS/$server-half-$run.json"
+        stop_server
+        echo "== $server run $run: idle memory" >&2
+        start_server "$server"
+        "$LOADGEN" --mode idle-memory --tracker "127.0.0.1:$PORT" --tracker-pid "$SERVER_PID" \
+            --connections "$IDLE_CONNECTIONS" --source-addresses 100 --swarms 1000 --json \
+            > "$RESULTS/$server-idle-$run.json"
+        stop_server
+    done
+done
+
+node - "$RESULTS" $SERVERS <<'EOF'
+const fs = require('fs')
+const [dir, ...servers] = process.argv.slice(2)
+const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2 }
+const load = (server, kind) => fs.readdirSync(dir).filter((f) => f.startsWith(`${server}-${kind}-`)).sort().map((f) => JSON.parse(fs.readFileSync(`${dir}/${f}`, 'utf8')))
+const figures = {}
+for (const server of servers) {
+  const ramp = load(server, 'ramp'), half = load(server, 'half'), idle = load(server, 'idle')
+  const f = {
+    'peak relayed messages/s': ramp.map((r) => r.peak.relayed_messages_per_sec),
+    'peak announces/s': ramp.map((r) => r.peak.announces_per_sec),
+    'peak relayed offers/s': ramp.map((r) => r.peak.offers_relayed_per_sec),
+    'peak relayed answers/s': ramp.map((r) => r.peak.answers_relayed_per_sec),
+    'half-peak announces/s': half.map((r) => r.windows[0].announces_per_sec),
+    'half-peak offer latency p50 ms': half.map((r) => r.windows[0].offer_latency_p50_ms),
+    'half-peak offer latency p99 ms': half.map((r) => r.windows[0].offer_latency_p99_ms),
+    'idle KiB per connection': idle.map((r) => r.kib_per_connection),
+    'idle connections reached': idle.map((r) => r.readings[r.readings.length - 1].connections),
+    'failures + connection errors': [...ramp, ...half].map((r) => r.totals.failures + r.totals.connect_errors + r.totals.disconnects),
+  }
+  figures[server] = f
+  console.log(`\n${server}:`)
+  for (const [name, values] of Object.entries(f)) {
+    console.log(`  ${name.padEnd(32)} median ${median(values).toFixed(2).padStart(12)}   runs ${values.map((v) => v.toFixed(2)).join(', ')}`)
+  }
+}
+if (figures.ours && figures.reference) {
+  console.log('\nratio ours / reference (medians):')
+  for (const name of Object.keys(figures.ours)) {
+    const a = median(figures.ours[name]), b = median(figures.reference[name])
+    if (b) console.log(`  ${name.padEnd(32)} ${(a / b).toFixed(2)}`)
+  }
+}
+console.log(`\nraw JSON reports: ${dir}`)
+EOF
