@@ -9,7 +9,13 @@
 #![warn(missing_docs)]
 
 pub mod cdn;
+pub mod hls;
 pub mod id20;
 pub mod rtc;
 pub mod signaling;
 pub mod tracker_client;
+
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
