@@ -64,14 +64,16 @@ for server in $SERVERS; do
     for run in $(seq "$RUNS"); do
         echo "== $server run $run: throughput ramp" >&2
         start_server "$server"
-        "$LOADGEN" "${LOAD[@]}" --ramp-start 500 --ramp-factor 1.4 --step-seconds 3 --json \
+        "$LOADGEN" "${LOAD[@]}" --tracker-pid "$SERVER_PID" --ramp-start 500 --ramp-factor 1.5 \
+            --step-seconds 3 --json \
             > "$RESULTS/$server-ramp-$run.json"
         stop_server
         peak_rate=$(field "$RESULTS/$server-ramp-$run.json" "r.peak.announces_per_sec")
         half=$(node -e "console.log(Math.max(1, Math.round($peak_rate / 2)))")
         echo "== $server run $run: latency at $half announces/s (half the peak)" >&2
         start_server "$server"
-        "$LOADGEN" "${LOAD[@]}" --rate "$half" --duration 6 --warmup 2 --json \
+        "$LOADGEN" "${LOAD[@]}" --tracker-pid "$SERVER_PID" --rate "$half" --duration 6 --warmup 2 \
+            --json \
             > "$RESULTS/$server-half-$run.json"
         stop_server
         echo "== $server run $run: idle memory" >&2
@@ -96,6 +98,9 @@ for (const server of servers) {
     'peak announces/s': ramp.map((r) => r.peak.announces_per_sec),
     'peak relayed offers/s': ramp.map((r) => r.peak.offers_relayed_per_sec),
     'peak relayed answers/s': ramp.map((r) => r.peak.answers_relayed_per_sec),
+    'peak server CPU cores': ramp.map((r) => r.peak.server_cpu_cores),
+    'peak loadgen CPU cores': ramp.map((r) => r.peak.loadgen_cpu_cores),
+    'peak relayed msgs per server CPU s': ramp.map((r) => r.peak.relayed_messages_per_server_cpu_second),
     'half-peak announces/s': half.map((r) => r.windows[0].announces_per_sec),
     'half-peak offer latency p50 ms': half.map((r) => r.windows[0].offer_latency_p50_ms),
     'half-peak offer latency p99 ms': half.map((r) => r.windows[0].offer_latency_p99_ms),
