@@ -151,8 +151,8 @@ impl Config {
             "--rate must be positive"
         );
         anyhow::ensure!(
-            (1..=64_000).contains(&self.source_addresses),
-            "--source-addresses must be within 1..=64000"
+            (1..=63_500).contains(&self.source_addresses),
+            "--source-addresses must be within 1..=63500"
         );
         Ok(())
     }

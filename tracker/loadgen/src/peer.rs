@@ -51,13 +51,11 @@ pub struct World {
     pub stop: CancellationToken,
 }
 
-impl World {
-    /// The loopback source address of viewer `index`: 127.0.1.1, 127.0.1.2, ... cycling over
-    /// `source_addresses` addresses in distinct /24s every 250.
-    pub fn source_address(&self, index: u32) -> Ipv4Addr {
-        let slot = index % self.source_addresses.max(1);
-        Ipv4Addr::new(127, 0, 1 + (slot / 250) as u8, 1 + (slot % 250) as u8)
-    }
+/// The loopback source address of viewer `index` among `count` addresses: 127.0.1.1,
+/// 127.0.1.2, ... (at most 63,500 addresses, a new /24 every 250), cycling.
+pub fn source_address(index: u32, count: u32) -> Ipv4Addr {
+    let slot = index % count.max(1);
+    Ipv4Addr::new(127, 0, 1 + (slot / 250) as u8, 1 + (slot % 250) as u8)
 }
 
 /// How a viewer behaves.
@@ -106,7 +104,8 @@ pub async fn run(world: Arc<World>, index: u32, behaviour: Behaviour, handshakes
 
 async fn connect(world: &World, index: u32) -> anyhow::Result<Socket> {
     let tcp = TcpSocket::new_v4()?;
-    tcp.bind(SocketAddr::new(world.source_address(index).into(), 0))?;
+    let source = source_address(index, world.source_addresses);
+    tcp.bind(SocketAddr::new(source.into(), 0))?;
     let stream = tcp.connect(world.server).await?;
     stream.set_nodelay(true)?;
     let config = WebSocketConfig::default()
@@ -310,4 +309,21 @@ impl<'w> Viewer<'w> {
 
 fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(86_400)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_addresses_cycle_over_loopback_24s() {
+        assert_eq!(source_address(0, 100), Ipv4Addr::new(127, 0, 1, 1));
+        assert_eq!(source_address(101, 100), Ipv4Addr::new(127, 0, 1, 2));
+        assert_eq!(source_address(250, 1000), Ipv4Addr::new(127, 0, 2, 1));
+        assert_eq!(
+            source_address(63_499, 63_500),
+            Ipv4Addr::new(127, 0, 254, 250)
+        );
+        assert_eq!(source_address(7, 0), Ipv4Addr::new(127, 0, 1, 1));
+    }
 }
