@@ -183,15 +183,24 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
 
 async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     match shared.tls.clone() {
-        Some(acceptor) => {
-            let limit = Duration::from_secs(shared.config.handshake_timeout);
-            match tokio::time::timeout(limit, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => serve_stream(shared, tls, peer).await,
-                Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
-                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-            }
-        }
+        // Boxed: a TLS session's future is several times larger than a plain one, and the task
+        // of every plain connection would otherwise be sized for it.
+        Some(acceptor) => Box::pin(serve_tls(shared, acceptor, stream, peer)).await,
         None => serve_stream(shared, stream, peer).await,
+    }
+}
+
+async fn serve_tls(
+    shared: Arc<Shared>,
+    acceptor: TlsAcceptor,
+    stream: TcpStream,
+    peer: SocketAddr,
+) {
+    let limit = Duration::from_secs(shared.config.handshake_timeout);
+    match tokio::time::timeout(limit, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => serve_stream(shared, tls, peer).await,
+        Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
+        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
     }
 }
 
