@@ -11,9 +11,11 @@
 pub mod cdn;
 pub mod hls;
 pub mod id20;
+pub mod player;
 pub mod rtc;
 pub mod signaling;
 pub mod tracker_client;
+pub mod viewer;
 
 /// The README's examples, compiled as doctests.
 #[cfg(doctest)]

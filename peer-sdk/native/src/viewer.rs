@@ -1,0 +1,503 @@
+//! The driver: one tokio task per viewer that feeds the sans-IO core (`peer_sdk::Engine`) its
+//! inputs (time, playlists, player requests, peer bytes, HTTP progress) and carries out its
+//! outputs with the adapters of this crate.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use peer_sdk::{Engine, Event, Input, Output, PeerId, RequestId, SegmentInfo, SegmentKey};
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use url::Url;
+
+use crate::cdn::{CdnClient, Progress};
+use crate::hls::{self, LivePlaylist, Stream};
+use crate::id20::Id20;
+use crate::player::{Known, Player};
+use crate::rtc::{Channel, LinkEvent, PeerLink, RtcFactory};
+use crate::signaling::{Signaling, SignalingConfig, SignalingEvent};
+
+/// How often the player's clock ticks.
+const TICK: Duration = Duration::from_millis(100);
+
+/// What one viewer plays and where it meets peers.
+#[derive(Debug, Clone)]
+pub struct ViewerConfig {
+    /// The master (or media) playlist.
+    pub playlist: Url,
+    /// The tracker's WebSocket URL.
+    pub tracker: String,
+    /// How long to watch.
+    pub duration: Duration,
+    /// The core's settings.
+    pub engine: peer_sdk::Config,
+    /// Offers per announce.
+    pub offers_per_announce: usize,
+}
+
+/// A delivered segment, for callers that check bytes (tests).
+pub type Delivery = (SegmentKey, Arc<[u8]>);
+
+/// What a viewer did, as the `virtual-viewer` JSON summary reports it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ViewerSummary {
+    /// Bytes from the CDN.
+    pub bytes_from_cdn: u64,
+    /// Bytes from peers.
+    pub bytes_from_peers: u64,
+    /// Bytes uploaded to peers.
+    pub bytes_uploaded: u64,
+    /// Segments delivered to the player.
+    pub segments_delivered: u64,
+    /// HTTP requests made.
+    pub cdn_requests: u64,
+    /// Stalls after startup.
+    pub stalls: u64,
+    /// Total stall time, seconds.
+    pub stall_seconds: f64,
+    /// Time to the first segment, seconds.
+    pub startup_seconds: Option<f64>,
+    /// Peers connected at the end.
+    pub peers: usize,
+    /// Data channels that opened during the run.
+    pub peers_opened: u64,
+    /// Segments that failed verification.
+    pub integrity_failures: u64,
+    /// ABR switches.
+    pub rendition_switches: u64,
+    /// The rendition played at the end.
+    pub rendition: u16,
+}
+
+/// What the helper tasks report to the viewer's loop.
+enum Io {
+    Playlist {
+        rendition: u16,
+        live: bool,
+        segments: Vec<hls::Segment>,
+    },
+    Http(RequestId, Result<Progress, ()>),
+    PeerOpen(PeerId, Channel),
+    PeerMessage(PeerId, Bytes),
+    PeerLow(PeerId, usize),
+    PeerClosed(PeerId),
+}
+
+struct Peer {
+    rendition: u16,
+    outbox: Option<mpsc::UnboundedSender<Bytes>>,
+    _close: oneshot::Sender<()>,
+}
+
+/// Runs one viewer for `config.duration`; sends each delivered segment to `deliveries`.
+pub async fn run_viewer(
+    config: ViewerConfig,
+    factory: Arc<RtcFactory>,
+    cdn: CdnClient,
+    deliveries: Option<mpsc::UnboundedSender<Delivery>>,
+) -> anyhow::Result<ViewerSummary> {
+    let stream = hls::load_stream(&cdn, &config.playlist, None).await?;
+    let mut signaling_config = SignalingConfig::new(config.tracker.clone());
+    signaling_config.offers_per_announce = config.offers_per_announce;
+    let (signaling, signaling_events) = Signaling::spawn(signaling_config, factory);
+    let (io_tx, io_rx) = mpsc::unbounded_channel();
+    let refreshers: Vec<JoinHandle<()>> = stream
+        .renditions
+        .iter()
+        .map(|r| {
+            tokio::spawn(follow_playlist(
+                cdn.clone(),
+                r.index,
+                r.url.clone(),
+                io_tx.clone(),
+            ))
+        })
+        .collect();
+    let bitrates = stream
+        .renditions
+        .iter()
+        .map(|r| r.bandwidth.unwrap_or(0))
+        .collect();
+    let mut viewer = Viewer {
+        engine: Engine::new(config.engine.clone()),
+        player: Player::new(bitrates),
+        start: Instant::now(),
+        stream,
+        cdn,
+        signaling,
+        io: io_tx,
+        http: HashMap::new(),
+        peers: HashMap::new(),
+        next_peer: 0,
+        last_start: HashMap::new(),
+        deliveries,
+        summary: ViewerSummary::default(),
+    };
+    viewer.run(config.duration, io_rx, signaling_events).await;
+    for task in refreshers {
+        task.abort();
+    }
+    for (_, task) in viewer.http.drain() {
+        task.abort();
+    }
+    Ok(viewer.finish())
+}
+
+struct Viewer {
+    engine: Engine,
+    player: Player,
+    start: Instant,
+    stream: Stream,
+    cdn: CdnClient,
+    signaling: Signaling,
+    io: mpsc::UnboundedSender<Io>,
+    http: HashMap<RequestId, JoinHandle<()>>,
+    peers: HashMap<PeerId, Peer>,
+    next_peer: u64,
+    last_start: HashMap<u16, (u64, Duration, Duration)>,
+    deliveries: Option<mpsc::UnboundedSender<Delivery>>,
+    summary: ViewerSummary,
+}
+
+impl Viewer {
+    fn now(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    async fn run(
+        &mut self,
+        duration: Duration,
+        mut io: mpsc::UnboundedReceiver<Io>,
+        mut signaling: mpsc::Receiver<SignalingEvent>,
+    ) {
+        let end = self.start + duration;
+        let mut tick = tokio::time::interval(TICK);
+        loop {
+            let wake = self
+                .engine
+                .poll_timeout()
+                .map(|t| self.start + t)
+                .unwrap_or(end)
+                .min(end);
+            tokio::select! {
+                () = tokio::time::sleep_until(wake) => {
+                    if Instant::now() >= end {
+                        return;
+                    }
+                    self.engine.handle_timeout(self.now());
+                }
+                _ = tick.tick() => self.on_tick(),
+                Some(event) = io.recv() => self.on_io(event),
+                Some(event) = signaling.recv() => self.on_signaling(event),
+            }
+            self.execute_outputs();
+        }
+    }
+
+    fn on_tick(&mut self) {
+        let now = self.now();
+        let before = self.player.state();
+        self.player.advance(now);
+        if self.player.state() != before || before == peer_sdk::PlaybackState::Playing {
+            let input = Input::Playhead {
+                position: self.player.position(),
+                state: self.player.state(),
+            };
+            self.engine.handle(input, now);
+        }
+        if let Some((rendition, seq)) = self.player.next_request(self.engine.bandwidth_estimate()) {
+            let key = SegmentKey { rendition, seq };
+            self.engine.handle(Input::SegmentRequested(key), now);
+        }
+    }
+
+    fn on_io(&mut self, event: Io) {
+        let now = self.now();
+        match event {
+            Io::Playlist {
+                rendition,
+                live,
+                segments,
+            } => {
+                let infos = self.segment_infos(rendition, &segments);
+                if rendition == 0 {
+                    let known = infos.iter().map(|i| {
+                        let known = Known {
+                            start: i.start,
+                            duration: i.duration,
+                        };
+                        (i.key.seq, known)
+                    });
+                    self.player.add_segments(live, known);
+                }
+                let input = Input::Playlist {
+                    rendition,
+                    live,
+                    segments: &infos,
+                };
+                self.engine.handle(input, now);
+            }
+            Io::Http(request, progress) => {
+                let input = match &progress {
+                    Ok(Progress::Data(bytes)) => Input::HttpData { request, bytes },
+                    Ok(Progress::Done) => Input::HttpFinished(request),
+                    Err(()) => Input::HttpFailed(request),
+                };
+                if !matches!(progress, Ok(Progress::Data(_))) {
+                    self.http.remove(&request);
+                }
+                self.engine.handle(input, now);
+            }
+            Io::PeerOpen(peer, channel) => {
+                let Some(state) = self.peers.get_mut(&peer) else {
+                    return;
+                };
+                let max_message_size = channel.max_message_size();
+                state.outbox = Some(spawn_writer(peer, channel, self.io.clone()));
+                self.summary.peers_opened += 1;
+                let input = Input::PeerConnected {
+                    peer,
+                    rendition: state.rendition,
+                    max_message_size,
+                };
+                self.engine.handle(input, now);
+            }
+            Io::PeerMessage(peer, bytes) => {
+                if self.peers.contains_key(&peer) {
+                    self.engine.handle(
+                        Input::PeerMessage {
+                            peer,
+                            bytes: &bytes,
+                        },
+                        now,
+                    );
+                }
+            }
+            Io::PeerLow(peer, buffered) => {
+                if self.peers.contains_key(&peer) {
+                    self.engine
+                        .handle(Input::PeerBufferedAmountLow { peer, buffered }, now);
+                }
+            }
+            Io::PeerClosed(peer) => {
+                if self.peers.remove(&peer).is_some() {
+                    self.engine.handle(Input::PeerLeft(peer), now);
+                }
+            }
+        }
+    }
+
+    /// The core's view of newly listed segments. Media time runs on from the previous segment
+    /// of the rendition; a gap restarts it at `seq × duration`.
+    fn segment_infos(&mut self, rendition: u16, segments: &[hls::Segment]) -> Vec<SegmentInfo> {
+        segments
+            .iter()
+            .map(|segment| {
+                let start = match self.last_start.get(&rendition) {
+                    Some(&(seq, start, duration)) if seq + 1 == segment.seq => start + duration,
+                    _ => segment.duration * u32::try_from(segment.seq).unwrap_or(u32::MAX),
+                };
+                self.last_start
+                    .insert(rendition, (segment.seq, start, segment.duration));
+                SegmentInfo {
+                    key: SegmentKey {
+                        rendition,
+                        seq: segment.seq,
+                    },
+                    url: segment.url.to_string(),
+                    start,
+                    duration: segment.duration,
+                    hash: None,
+                }
+            })
+            .collect()
+    }
+
+    fn on_signaling(&mut self, event: SignalingEvent) {
+        let SignalingEvent::Peer {
+            info_hash, link, ..
+        } = event
+        else {
+            return;
+        };
+        let Some(rendition) = self.rendition_of(&info_hash) else {
+            return;
+        };
+        let peer = PeerId(self.next_peer);
+        self.next_peer += 1;
+        let (close, closed) = oneshot::channel();
+        tokio::spawn(read_link(peer, link, closed, self.io.clone()));
+        self.peers.insert(
+            peer,
+            Peer {
+                rendition,
+                outbox: None,
+                _close: close,
+            },
+        );
+    }
+
+    fn rendition_of(&self, info_hash: &Id20) -> Option<u16> {
+        self.stream
+            .renditions
+            .iter()
+            .find(|r| r.info_hash == *info_hash)
+            .map(|r| r.index)
+    }
+
+    fn execute_outputs(&mut self) {
+        while let Some(output) = self.engine.poll_output() {
+            match output {
+                Output::SendToPeer { peer, bytes } => {
+                    if let Some(outbox) = self.peers.get(&peer).and_then(|p| p.outbox.as_ref()) {
+                        let _ = outbox.send(Bytes::from(bytes));
+                    }
+                }
+                Output::DisconnectPeer { peer, .. } => {
+                    self.peers.remove(&peer);
+                }
+                Output::HttpRequest {
+                    request,
+                    url,
+                    range,
+                } => {
+                    let io = self.io.clone();
+                    let mut download = self.cdn.fetch(&url, range);
+                    let task = tokio::spawn(async move {
+                        loop {
+                            let progress = download.next().await.map_err(drop);
+                            let last = !matches!(progress, Ok(Progress::Data(_)));
+                            if io.send(Io::Http(request, progress)).is_err() || last {
+                                return;
+                            }
+                        }
+                    });
+                    self.http.insert(request, task);
+                }
+                Output::HttpAbort(request) => {
+                    if let Some(task) = self.http.remove(&request) {
+                        task.abort();
+                    }
+                }
+                Output::Deliver { key, data } => {
+                    self.player.delivered(key.rendition, key.seq, self.now());
+                    self.summary.segments_delivered += 1;
+                    if let Some(deliveries) = &self.deliveries {
+                        let _ = deliveries.send((key, data));
+                    }
+                }
+                Output::Announce { rendition } => {
+                    if let Some(r) = self.stream.renditions.get(usize::from(rendition)) {
+                        self.signaling.join(r.info_hash);
+                    }
+                }
+                // The tracker's hash extension is not wired yet: run with integrity off or a
+                // hash list.
+                Output::ReportHash { .. } | Output::QueryHash(_) => {}
+                Output::Event(Event::IntegrityFailure(_)) => {}
+                Output::Event(_) => {}
+            }
+        }
+    }
+
+    fn finish(self) -> ViewerSummary {
+        let stats = self.engine.stats();
+        let (stalls, stall_time) = self.player.stalls();
+        ViewerSummary {
+            bytes_from_cdn: stats.bytes_from_cdn,
+            bytes_from_peers: stats.bytes_from_peers,
+            bytes_uploaded: stats.bytes_uploaded,
+            cdn_requests: stats.cdn_requests,
+            stalls,
+            stall_seconds: stall_time.as_secs_f64(),
+            startup_seconds: self.player.started_at().map(|t| t.as_secs_f64()),
+            peers: self.peers.len(),
+            integrity_failures: stats.integrity_failures,
+            rendition_switches: self.player.switches(),
+            rendition: self.player.rendition(),
+            ..self.summary
+        }
+    }
+}
+
+/// Reloads one rendition's playlist for as long as it is live.
+async fn follow_playlist(cdn: CdnClient, rendition: u16, url: Url, io: mpsc::UnboundedSender<Io>) {
+    let mut playlist = LivePlaylist::new(url);
+    loop {
+        match playlist.refresh(&cdn).await {
+            Ok(segments) if !segments.is_empty() => {
+                let live = playlist.is_live();
+                if io
+                    .send(Io::Playlist {
+                        rendition,
+                        live,
+                        segments,
+                    })
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            Ok(_) => {}
+            Err(error) => tracing::debug!(%error, "playlist refresh failed"),
+        }
+        if !playlist.is_live() {
+            return;
+        }
+        tokio::time::sleep(playlist.next_refresh_in()).await;
+    }
+}
+
+/// Forwards a link's events until it closes or the viewer drops it.
+async fn read_link(
+    peer: PeerId,
+    mut link: PeerLink,
+    mut closed: oneshot::Receiver<()>,
+    io: mpsc::UnboundedSender<Io>,
+) {
+    loop {
+        tokio::select! {
+            _ = &mut closed => break,
+            event = link.next_event() => {
+                let forwarded = match event {
+                    Some(LinkEvent::Open(channel)) => io.send(Io::PeerOpen(peer, channel)),
+                    Some(LinkEvent::Message(bytes)) => io.send(Io::PeerMessage(peer, bytes)),
+                    Some(LinkEvent::Closed) | None => break,
+                };
+                if forwarded.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    link.close().await;
+    let _ = io.send(Io::PeerClosed(peer));
+}
+
+/// Sends a peer's messages in order; reports when the channel's buffer drained.
+fn spawn_writer(
+    peer: PeerId,
+    channel: Channel,
+    io: mpsc::UnboundedSender<Io>,
+) -> mpsc::UnboundedSender<Bytes> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
+    tokio::spawn(async move {
+        while let Some(message) = rx.recv().await {
+            if channel.send(message).await.is_err() {
+                return;
+            }
+            if rx.is_empty() {
+                channel.buffered_amount_low().await;
+                let buffered = channel.buffered_amount().await;
+                if io.send(Io::PeerLow(peer, buffered)).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    tx
+}
