@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use peer_sdk::{Engine, Event, Input, Output, PeerId, RequestId, SegmentInfo, SegmentKey};
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use url::Url;
@@ -23,6 +23,8 @@ use crate::signaling::{Signaling, SignalingConfig, SignalingEvent};
 
 /// How often the player's clock ticks.
 const TICK: Duration = Duration::from_millis(100);
+/// How often running totals go to [`ViewerHooks::progress`].
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
 /// What one viewer plays and where it meets peers.
 #[derive(Debug, Clone)]
@@ -41,6 +43,15 @@ pub struct ViewerConfig {
 
 /// A delivered segment, for callers that check bytes (tests).
 pub type Delivery = (SegmentKey, Arc<[u8]>);
+
+/// Optional ways to watch a running viewer.
+#[derive(Debug, Default)]
+pub struct ViewerHooks {
+    /// Receives every segment delivered to the player.
+    pub deliveries: Option<mpsc::UnboundedSender<Delivery>>,
+    /// Receives the viewer's running totals about once a second.
+    pub progress: Option<watch::Sender<ViewerSummary>>,
+}
 
 /// What a viewer did, as the `virtual-viewer` JSON summary reports it.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -93,12 +104,12 @@ struct Peer {
     _close: oneshot::Sender<()>,
 }
 
-/// Runs one viewer for `config.duration`; sends each delivered segment to `deliveries`.
+/// Runs one viewer for `config.duration`, reporting through `hooks`.
 pub async fn run_viewer(
     config: ViewerConfig,
     factory: Arc<RtcFactory>,
     cdn: CdnClient,
-    deliveries: Option<mpsc::UnboundedSender<Delivery>>,
+    hooks: ViewerHooks,
 ) -> anyhow::Result<ViewerSummary> {
     let stream = hls::load_stream(&cdn, &config.playlist, None).await?;
     let mut signaling_config = SignalingConfig::new(config.tracker.clone());
@@ -134,7 +145,8 @@ pub async fn run_viewer(
         peers: HashMap::new(),
         next_peer: 0,
         last_start: HashMap::new(),
-        deliveries,
+        hooks,
+        last_progress: Duration::ZERO,
         summary: ViewerSummary::default(),
     };
     viewer.run(config.duration, io_rx, signaling_events).await;
@@ -159,7 +171,8 @@ struct Viewer {
     peers: HashMap<PeerId, Peer>,
     next_peer: u64,
     last_start: HashMap<u16, (u64, Duration, Duration)>,
-    deliveries: Option<mpsc::UnboundedSender<Delivery>>,
+    hooks: ViewerHooks,
+    last_progress: Duration,
     summary: ViewerSummary,
 }
 
@@ -180,7 +193,7 @@ impl Viewer {
             let wake = self
                 .engine
                 .poll_timeout()
-                .map(|t| self.start + t)
+                .and_then(|t| self.start.checked_add(t))
                 .unwrap_or(end)
                 .min(end);
             tokio::select! {
@@ -200,6 +213,12 @@ impl Viewer {
 
     fn on_tick(&mut self) {
         let now = self.now();
+        if let Some(progress) = &self.hooks.progress
+            && now >= self.last_progress + PROGRESS_EVERY
+        {
+            self.last_progress = now;
+            progress.send_replace(self.summary());
+        }
         let before = self.player.state();
         self.player.advance(now);
         if self.player.state() != before || before == peer_sdk::PlaybackState::Playing {
@@ -386,7 +405,7 @@ impl Viewer {
                 Output::Deliver { key, data } => {
                     self.player.delivered(key.rendition, key.seq, self.now());
                     self.summary.segments_delivered += 1;
-                    if let Some(deliveries) = &self.deliveries {
+                    if let Some(deliveries) = &self.hooks.deliveries {
                         let _ = deliveries.send((key, data));
                     }
                 }
@@ -404,7 +423,7 @@ impl Viewer {
         }
     }
 
-    fn finish(self) -> ViewerSummary {
+    fn summary(&self) -> ViewerSummary {
         let stats = self.engine.stats();
         let (stalls, stall_time) = self.player.stalls();
         ViewerSummary {
@@ -415,12 +434,16 @@ impl Viewer {
             stalls,
             stall_seconds: stall_time.as_secs_f64(),
             startup_seconds: self.player.started_at().map(|t| t.as_secs_f64()),
-            peers: self.peers.len(),
+            peers: self.peers.values().filter(|p| p.outbox.is_some()).count(),
             integrity_failures: stats.integrity_failures,
             rendition_switches: self.player.switches(),
             rendition: self.player.rendition(),
-            ..self.summary
+            ..self.summary.clone()
         }
+    }
+
+    fn finish(self) -> ViewerSummary {
+        self.summary()
     }
 }
 

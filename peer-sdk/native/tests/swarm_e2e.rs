@@ -8,7 +8,7 @@ use std::time::Duration;
 use demo_player::{FaultConfig, LiveConfig, OriginConfig};
 use peer_native::cdn::{CdnClient, CdnConfig};
 use peer_native::rtc::RtcFactory;
-use peer_native::viewer::{ViewerConfig, run_viewer};
+use peer_native::viewer::{ViewerConfig, ViewerHooks, run_viewer};
 use peer_sdk::IntegrityMode;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -59,7 +59,10 @@ async fn live_viewers_share_segments_and_deliver_the_origins_bytes() {
             config,
             Arc::clone(&factory),
             cdn.clone(),
-            Some(deliveries.clone()),
+            ViewerHooks {
+                deliveries: Some(deliveries.clone()),
+                progress: None,
+            },
         )));
         tokio::time::sleep(Duration::from_millis(300)).await;
     }

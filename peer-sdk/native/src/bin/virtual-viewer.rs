@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Parser;
 use peer_native::cdn::{CdnClient, CdnConfig};
 use peer_native::rtc::RtcFactory;
-use peer_native::viewer::{ViewerConfig, ViewerSummary, run_viewer};
+use peer_native::viewer::{ViewerConfig, ViewerHooks, ViewerSummary, run_viewer};
 use peer_sdk::IntegrityMode;
 use serde::Serialize;
 use url::Url;
@@ -66,6 +66,7 @@ async fn main() -> anyhow::Result<()> {
     let factory = Arc::new(RtcFactory::loopback());
     let cdn = CdnClient::new(CdnConfig::default())?;
     let mut tasks = Vec::with_capacity(args.viewers);
+    let mut progress = Vec::with_capacity(args.viewers);
     for index in 0..args.viewers {
         let mut engine = peer_sdk::Config {
             seed: index as u64 + 1,
@@ -81,11 +82,17 @@ async fn main() -> anyhow::Result<()> {
             engine,
             offers_per_announce: args.offers,
         };
+        let (progress_tx, progress_rx) = tokio::sync::watch::channel(ViewerSummary::default());
+        progress.push(progress_rx);
+        let hooks = ViewerHooks {
+            deliveries: None,
+            progress: Some(progress_tx),
+        };
         tasks.push(tokio::spawn(run_viewer(
             config,
             Arc::clone(&factory),
             cdn.clone(),
-            None,
+            hooks,
         )));
     }
     let ticker = (args.stats_every > 0).then(|| {
@@ -94,9 +101,17 @@ async fn main() -> anyhow::Result<()> {
             let started = tokio::time::Instant::now();
             loop {
                 tokio::time::sleep(every).await;
+                let now: Vec<ViewerSummary> =
+                    progress.iter().map(|p| p.borrow().clone()).collect();
+                let totals = summarize(now);
                 eprintln!(
-                    "virtual-viewer: {:.0} s elapsed",
-                    started.elapsed().as_secs_f64()
+                    "virtual-viewer: {:>4.0} s | CDN {} B | peers {} B | offload {:.1}% | stalls {} | peers connected {}",
+                    started.elapsed().as_secs_f64(),
+                    totals.bytes_from_cdn,
+                    totals.bytes_from_peers,
+                    totals.offload * 100.0,
+                    totals.stalls,
+                    totals.per_viewer.iter().map(|v| v.peers).sum::<usize>(),
                 );
             }
         })
