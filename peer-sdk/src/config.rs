@@ -32,6 +32,8 @@ pub struct Config {
     pub upload: bool,
     /// Upload cap in bytes per second (`None`: unlimited).
     pub upload_limit: Option<u64>,
+    /// Peers served at once; others wait their turn, so the first ones finish early and share.
+    pub upload_slots: usize,
     /// Stop sending to a peer while its channel buffers more than this many bytes.
     pub max_buffered_amount: usize,
     /// Expected number of peers per neighbourhood that pull a new live segment from the CDN.
@@ -58,19 +60,20 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             seed: 0,
-            urgent_window: Duration::from_millis(2500),
+            urgent_window: Duration::from_millis(1500),
             p2p_window: Duration::from_secs(30),
             max_parallel_p2p: 3,
-            max_sources_per_segment: 3,
+            max_sources_per_segment: 2,
             chunk_size: 16 * 1024,
             max_peers: 20,
             upload: true,
             upload_limit: None,
-            max_buffered_amount: 256 * 1024,
+            upload_slots: 1,
+            max_buffered_amount: 64 * 1024,
             cdn_pull_fanout: 1.0,
             live_retention: 10,
             vod_memory_budget: 64 << 20,
-            peer_stall_timeout: Duration::from_millis(1500),
+            peer_stall_timeout: Duration::from_millis(1000),
             cdn_rtt: Duration::from_millis(150),
             initial_bandwidth: 2_000_000.0,
             integrity: IntegrityMode::Required,

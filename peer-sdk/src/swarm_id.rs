@@ -15,7 +15,11 @@ pub fn info_hash(stream_id: &str, rendition_key: &str) -> [u8; 20] {
 }
 
 /// `bw=<BANDWIDTH>;codecs=<CODECS>;res=<WIDTHxHEIGHT>`, empty values for absent attributes.
-pub fn rendition_key(bandwidth: Option<u64>, codecs: Option<&str>, resolution: Option<&str>) -> String {
+pub fn rendition_key(
+    bandwidth: Option<u64>,
+    codecs: Option<&str>,
+    resolution: Option<&str>,
+) -> String {
     format!(
         "bw={};codecs={};res={}",
         bandwidth.map(|b| b.to_string()).unwrap_or_default(),
@@ -41,6 +45,9 @@ mod tests {
         let a = info_hash(strip_query("https://cdn1/x/master.m3u8?token=a"), &key);
         let b = info_hash(strip_query("https://cdn1/x/master.m3u8?token=b#t"), &key);
         assert_eq!(a, b);
-        assert_ne!(a, info_hash("https://cdn1/x/master.m3u8", "bw=1;codecs=;res="));
+        assert_ne!(
+            a,
+            info_hash("https://cdn1/x/master.m3u8", "bw=1;codecs=;res=")
+        );
     }
 }

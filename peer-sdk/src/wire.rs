@@ -212,7 +212,8 @@ impl Message<'_> {
                 let seq = r.u64()?;
                 let offset = r.u32()?;
                 let length = r.u32()?;
-                if length == 0 || u64::from(offset) + u64::from(length) > u64::from(MAX_SEGMENT_SIZE)
+                if length == 0
+                    || u64::from(offset) + u64::from(length) > u64::from(MAX_SEGMENT_SIZE)
                 {
                     return Err(DecodeError::OverLimit(kind));
                 }
@@ -305,7 +306,8 @@ mod tests {
                     upload_capacity: cap,
                 }
             }),
-            prop::collection::vec((any::<u64>(), 1..=MAX_SEGMENT_SIZE), 0..20).prop_map(Message::Have),
+            prop::collection::vec((any::<u64>(), 1..=MAX_SEGMENT_SIZE), 0..20)
+                .prop_map(Message::Have),
             prop::collection::vec(any::<u64>(), 0..20).prop_map(Message::Lost),
             (any::<u64>(), 0..1000u32, 1..1000u32).prop_map(|(seq, offset, length)| {
                 Message::Request {
@@ -314,13 +316,16 @@ mod tests {
                     length,
                 }
             }),
-            (any::<u64>(), 0..1000u32, prop::collection::vec(any::<u8>(), 1..64)).prop_map(
-                |(seq, offset, payload)| Message::Data {
+            (
+                any::<u64>(),
+                0..1000u32,
+                prop::collection::vec(any::<u8>(), 1..64)
+            )
+                .prop_map(|(seq, offset, payload)| Message::Data {
                     seq,
                     offset,
                     payload: Vec::leak(payload),
-                }
-            ),
+                }),
             any::<u64>().prop_map(|seq| Message::Cancel { seq }),
             any::<u64>().prop_map(|seq| Message::Absent { seq }),
         ]
@@ -363,9 +368,15 @@ mod tests {
             Message::decode(&request.encode()),
             Err(DecodeError::OverLimit(T_REQUEST))
         );
-        assert_eq!(Message::decode(&[0x7f]), Err(DecodeError::UnknownType(0x7f)));
+        assert_eq!(
+            Message::decode(&[0x7f]),
+            Err(DecodeError::UnknownType(0x7f))
+        );
         let mut cancel = Message::Cancel { seq: 3 }.encode();
         cancel.push(0);
-        assert_eq!(Message::decode(&cancel), Err(DecodeError::Trailing(T_CANCEL)));
+        assert_eq!(
+            Message::decode(&cancel),
+            Err(DecodeError::Trailing(T_CANCEL))
+        );
     }
 }

@@ -15,6 +15,8 @@ use std::time::Duration;
 
 /// Slack kept between a planned finish and a deadline.
 const MARGIN: Duration = Duration::from_millis(200);
+/// How often a live peer draws lots for pulling a segment nobody offers yet.
+const PULL_DRAW_INTERVAL: Duration = Duration::from_secs(2);
 /// Most transfers we run from one peer at once.
 const MAX_PARTS_PER_PEER: usize = 2;
 
@@ -29,8 +31,8 @@ pub(super) struct Fetch {
     peer_ranges: Vec<(PeerId, Range<u64>)>,
     from_peers: u64,
     from_cdn: u64,
-    /// Peers that stalled or were too slow for this segment.
-    avoid: Vec<PeerId>,
+    /// Peers not to ask for this segment until the given time (busy, stalled or too slow).
+    avoid: Vec<(PeerId, Duration)>,
     /// After a failed verification or hash timeout: only the CDN may serve it.
     cdn_only: bool,
     /// Peer bytes that failed verification, kept to identify the sender against the CDN copy.
@@ -47,6 +49,9 @@ struct Part {
     next: u64,
     started: Duration,
     last_progress: Duration,
+    /// When the first chunk arrived, and where it ended (the rate is measured after it, so
+    /// queueing at the sender does not count as slowness).
+    first_chunk: Option<(Duration, u64)>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -71,7 +76,9 @@ impl Fetch {
     }
 
     fn has_peer_parts(&self) -> bool {
-        self.parts.iter().any(|p| matches!(p.source, Source::Peer(_)))
+        self.parts
+            .iter()
+            .any(|p| matches!(p.source, Source::Peer(_)))
     }
 
     fn write(&mut self, offset: u64, bytes: &[u8]) {
@@ -90,14 +97,47 @@ impl Engine {
         self.config.cdn_rtt + Duration::from_secs_f64(secs.min(3600.0))
     }
 
-    /// Live: the first peer to see a new segment pulls it from the CDN with a probability that
-    /// makes about `cdn_pull_fanout` pulls per neighbourhood; the others wait for it from peers.
-    pub(super) fn maybe_pull_from_cdn(&mut self, key: SegmentKey) {
-        let probability =
-            self.config.cdn_pull_fanout / (self.neighbours(key.rendition) as f64 + 1.0);
-        if self.rng.random::<f64>() < probability {
-            self.fetch_mut_or_start(key);
-            self.start_cdn(key, None);
+    /// Live: while no neighbour has a new segment, every peer draws lots each
+    /// [`PULL_DRAW_INTERVAL`] with a probability that makes about `cdn_pull_fanout` pulls per
+    /// neighbourhood; the winner pulls it from the CDN, the others wait for it from peers.
+    pub(super) fn draw_cdn_pulls(&mut self) {
+        let Some(rendition) = self.active_rendition else {
+            return;
+        };
+        let now = self.now;
+        let due: Vec<SegmentKey> = self
+            .segments
+            .range(
+                SegmentKey { rendition, seq: 0 }..=SegmentKey {
+                    rendition,
+                    seq: u64::MAX,
+                },
+            )
+            .filter(|(_, s)| s.next_pull_draw.is_some_and(|t| t <= now))
+            .map(|(key, _)| *key)
+            .collect();
+        for key in due {
+            let missing = matches!(self.segments[&key].state, SegmentState::Missing);
+            let offered = self
+                .peers
+                .values()
+                .any(|p| p.rendition == rendition && p.have.contains_key(&key.seq));
+            if !missing || offered {
+                if let Some(segment) = self.segments.get_mut(&key) {
+                    segment.next_pull_draw = None;
+                }
+                continue;
+            }
+            let probability =
+                self.config.cdn_pull_fanout / (self.neighbours(rendition) as f64 + 1.0);
+            let won = self.rng.random::<f64>() < probability;
+            if let Some(segment) = self.segments.get_mut(&key) {
+                segment.next_pull_draw = (!won).then_some(now + PULL_DRAW_INTERVAL);
+            }
+            if won {
+                self.fetch_mut_or_start(key);
+                self.start_cdn(key, None);
+            }
         }
     }
 
@@ -122,6 +162,19 @@ impl Engine {
         }
     }
 
+    /// Records a segment's size as claimed by a peer (a trusted size is never replaced).
+    pub(super) fn learn_size(&mut self, key: SegmentKey, size: u64) {
+        let Some(segment) = self.segments.get_mut(&key) else {
+            return;
+        };
+        let size = *segment.size_hint.get_or_insert(size);
+        if let SegmentState::Fetching(fetch) = &mut segment.state {
+            if fetch.size.is_none() && fetch.parts.is_empty() && fetch.received.is_empty() {
+                fetch.size = Some(size);
+            }
+        }
+    }
+
     /// Requests `range` (or the whole segment) from the CDN.
     fn start_cdn(&mut self, key: SegmentKey, range: Option<Range<u64>>) {
         let request = self.new_request_id();
@@ -140,6 +193,7 @@ impl Engine {
             range: part_range,
             started: now,
             last_progress: now,
+            first_chunk: None,
         });
         self.http.insert(request, key);
         self.stats.cdn_requests += 1;
@@ -180,8 +234,12 @@ impl Engine {
         if total == 0 {
             return false;
         }
+        let now = self.now;
         let avoid = match self.fetch_mut(key) {
-            Some(fetch) => fetch.avoid.clone(),
+            Some(fetch) => {
+                fetch.avoid.retain(|(_, until)| *until > now);
+                fetch.avoid.clone()
+            }
             None => return false,
         };
         let mut candidates: Vec<(PeerId, usize, f64)> = self
@@ -192,7 +250,7 @@ impl Engine {
                     && p.uploads_to_us
                     && p.active_parts < MAX_PARTS_PER_PEER
                     && p.have.contains_key(&key.seq)
-                    && !avoid.contains(id)
+                    && !avoid.iter().any(|(p, _)| p == *id)
             })
             .map(|(id, p)| (*id, p.active_parts, p.rate))
             .collect();
@@ -233,6 +291,7 @@ impl Engine {
             range: range.clone(),
             started: now,
             last_progress: now,
+            first_chunk: None,
         });
         if let Some(p) = self.peers.get_mut(&peer) {
             p.active_parts += 1;
@@ -250,7 +309,9 @@ impl Engine {
         let wanted: Vec<SegmentKey> = self
             .segments
             .iter()
-            .filter(|(_, s)| s.wanted_since.is_some() && !matches!(s.state, SegmentState::Stored(_)))
+            .filter(|(_, s)| {
+                s.wanted_since.is_some() && !matches!(s.state, SegmentState::Stored(_))
+            })
             .map(|(key, _)| *key)
             .collect();
         for key in wanted {
@@ -267,8 +328,15 @@ impl Engine {
         let deadline = self.deadline(segment).unwrap_or(now);
         let urgent = deadline <= now + self.config.urgent_window;
         let (cdn_only, retry_after, uncovered, awaiting) = match &segment.state {
-            SegmentState::Fetching(f) => (f.cdn_only, f.retry_after, f.uncovered(), f.awaiting_hash),
-            _ => (false, Duration::ZERO, segment.size_hint.map(|s| vec![0..s]), false),
+            SegmentState::Fetching(f) => {
+                (f.cdn_only, f.retry_after, f.uncovered(), f.awaiting_hash)
+            }
+            _ => (
+                false,
+                Duration::ZERO,
+                segment.size_hint.map(|s| vec![0..s]),
+                false,
+            ),
         };
         let idle_unknown_size = uncovered.is_none()
             && !matches!(&segment.state, SegmentState::Fetching(f) if !f.parts.is_empty());
@@ -297,7 +365,12 @@ impl Engine {
             .count();
         let candidates: Vec<SegmentKey> = self
             .segments
-            .range(SegmentKey { rendition, seq: 0 }..=SegmentKey { rendition, seq: u64::MAX })
+            .range(
+                SegmentKey { rendition, seq: 0 }..=SegmentKey {
+                    rendition,
+                    seq: u64::MAX,
+                },
+            )
             .filter(|(_, s)| s.info.start >= position && s.info.start <= horizon)
             .filter(|(_, s)| match &s.state {
                 SegmentState::Missing => true,
@@ -352,9 +425,7 @@ impl Engine {
         for (key, peer) in drops {
             self.send(peer, Message::Cancel { seq: key.seq }.encode());
             self.drop_peer_parts(key, peer);
-            if let Some(fetch) = self.fetch_mut(key) {
-                fetch.avoid.push(peer);
-            }
+            self.avoid_peer(key, peer, Duration::MAX);
         }
         for key in queries {
             self.query_hash(key);
@@ -367,32 +438,42 @@ impl Engine {
 
     fn peer_part_is_hopeless(&self, part: &Part, peer: PeerId, deadline: Option<Duration>) -> bool {
         let now = self.now;
-        if now.saturating_sub(part.last_progress) >= self.config.peer_stall_timeout {
+        // A queued request (no byte yet) gets longer: the peer may be serving others first.
+        let patience = if part.next == part.range.start {
+            3 * self.config.peer_stall_timeout
+        } else {
+            self.config.peer_stall_timeout
+        };
+        if now.saturating_sub(part.last_progress) >= patience {
             return true;
         }
         let Some(deadline) = deadline else {
             return false;
         };
         let remaining = part.range.end - part.next;
-        let got = part.next - part.range.start;
-        let elapsed = now.saturating_sub(part.started).as_secs_f64();
-        let rate = if got > 0 && elapsed > 0.0 {
-            got as f64 / elapsed
-        } else {
-            self.peers.get(&peer).map_or(0.0, |p| p.rate)
-        };
+        let measured = part.first_chunk.and_then(|(at, end)| {
+            let elapsed = now.saturating_sub(at).as_secs_f64();
+            (part.next > end && elapsed > 0.0).then(|| (part.next - end) as f64 / elapsed)
+        });
+        let rate = measured.unwrap_or_else(|| self.peers.get(&peer).map_or(0.0, |p| p.rate));
         let cdn = self.cdn_time(remaining);
         if rate <= 0.0 {
             // Nothing measured yet: wait for data until the CDN would have to start.
             return now + cdn + MARGIN >= deadline;
         }
         let eta = Duration::from_secs_f64((remaining as f64 / rate).min(3600.0));
-        now + eta + MARGIN > deadline && eta > cdn
+        // At the last moment the CDN could still make it, keep only a clearly fast transfer.
+        let last_call = now + cdn + MARGIN >= deadline;
+        (now + eta + MARGIN > deadline && eta > cdn)
+            || (last_call && now + eta.mul_f64(1.5) + MARGIN > deadline)
     }
 
     /// Times at which [`Engine::check_transfers`] or the scheduler may act.
     pub(super) fn fetch_wake_times(&self, consider: &mut impl FnMut(Duration)) {
         for segment in self.segments.values() {
+            if let Some(t) = segment.next_pull_draw {
+                consider(t);
+            }
             let deadline = self.deadline(segment);
             if let (Some(d), Some(_)) = (deadline, segment.wanted_since) {
                 consider(d.saturating_sub(self.config.urgent_window));
@@ -401,8 +482,20 @@ impl Engine {
                 continue;
             };
             consider(fetch.retry_after);
-            for part in fetch.parts.iter().filter(|p| matches!(p.source, Source::Peer(_))) {
+            for (_, until) in fetch
+                .avoid
+                .iter()
+                .filter(|(_, until)| *until < Duration::MAX)
+            {
+                consider(*until);
+            }
+            for part in fetch
+                .parts
+                .iter()
+                .filter(|p| matches!(p.source, Source::Peer(_)))
+            {
                 consider(part.last_progress + self.config.peer_stall_timeout);
+                consider(part.last_progress + 3 * self.config.peer_stall_timeout);
                 if let Some(d) = deadline {
                     let cdn = self.cdn_time(part.range.end - part.next);
                     consider(d.saturating_sub(cdn + MARGIN));
@@ -416,6 +509,14 @@ impl Engine {
                     consider(at + self.config.hash_query_interval);
                 }
             }
+        }
+    }
+
+    /// Asks no more of `peer` for this segment for `how_long`.
+    pub(super) fn avoid_peer(&mut self, key: SegmentKey, peer: PeerId, how_long: Duration) {
+        let until = self.now.saturating_add(how_long);
+        if let Some(fetch) = self.fetch_mut(key) {
+            fetch.avoid.push((peer, until));
         }
     }
 
@@ -472,6 +573,7 @@ impl Engine {
         }
         part.next += len;
         part.last_progress = now;
+        part.first_chunk.get_or_insert((now, part.next));
         let finished = part.next == part.range.end;
         let (started, start) = (part.started, part.range.start);
         fetch.write(offset, payload);
@@ -490,7 +592,11 @@ impl Engine {
                 p.active_parts -= 1;
                 let secs = now.saturating_sub(started).as_secs_f64().max(0.001);
                 let rate = (offset + len - start) as f64 / secs;
-                p.rate = if p.rate == 0.0 { rate } else { 0.7 * p.rate + 0.3 * rate };
+                p.rate = if p.rate == 0.0 {
+                    rate
+                } else {
+                    0.7 * p.rate + 0.3 * rate
+                };
             }
             self.try_complete(key);
         }
@@ -504,7 +610,11 @@ impl Engine {
         let Some(fetch) = self.fetch_mut(key) else {
             return;
         };
-        let Some(part) = fetch.parts.iter_mut().find(|p| p.source == Source::Http(request)) else {
+        let Some(part) = fetch
+            .parts
+            .iter_mut()
+            .find(|p| p.source == Source::Http(request))
+        else {
             return;
         };
         let len = bytes.len() as u64;
@@ -529,7 +639,11 @@ impl Engine {
         let Some(fetch) = self.fetch_mut(key) else {
             return;
         };
-        let Some(index) = fetch.parts.iter().position(|p| p.source == Source::Http(request)) else {
+        let Some(index) = fetch
+            .parts
+            .iter()
+            .position(|p| p.source == Source::Http(request))
+        else {
             return;
         };
         let part = fetch.parts.remove(index);
@@ -542,7 +656,8 @@ impl Engine {
             return;
         }
         let bytes = part.next - part.range.start;
-        self.bandwidth.sample(bytes, now.saturating_sub(part.started));
+        self.bandwidth
+            .sample(bytes, now.saturating_sub(part.started));
         self.try_complete(key);
     }
 
@@ -554,7 +669,11 @@ impl Engine {
         let Some(fetch) = self.fetch_mut(key) else {
             return;
         };
-        if let Some(index) = fetch.parts.iter().position(|p| p.source == Source::Http(request)) {
+        if let Some(index) = fetch
+            .parts
+            .iter()
+            .position(|p| p.source == Source::Http(request))
+        {
             let part = fetch.parts.remove(index);
             if part.range.end == u64::MAX && part.next > 0 {
                 // Bytes of a body of unknown size cannot be resumed safely: start over.
@@ -652,7 +771,12 @@ impl Engine {
         if let Some(fetch) = self.fetch_mut_or_start(key) {
             fetch.cdn_only = true;
         }
-        if after_failure || self.segments.get(&key).is_some_and(|s| s.wanted_since.is_some()) {
+        if after_failure
+            || self
+                .segments
+                .get(&key)
+                .is_some_and(|s| s.wanted_since.is_some())
+        {
             self.cdn_for_gaps(key);
         }
     }
@@ -675,8 +799,8 @@ impl Engine {
         }
         segment.trusted = Some(SegmentHash { sha256, size });
         segment.size_hint = Some(size);
-        if let SegmentState::Fetching(fetch) = &mut segment.state {
-            fetch.size.get_or_insert(size);
+        self.learn_size(key, size);
+        if let Some(fetch) = self.fetch_mut(key) {
             if fetch.awaiting_hash {
                 fetch.awaiting_hash = false;
                 self.try_complete(key);

@@ -43,6 +43,8 @@ pub struct Engine {
     bandwidth: BandwidthEstimator,
     stats: Stats,
     upload_budget: UploadBudget,
+    /// Peers with queued requests, in arrival order; the first `upload_slots` are served.
+    upload_order: VecDeque<PeerId>,
     stored_bytes: u64,
 }
 
@@ -65,6 +67,8 @@ struct Segment {
     /// When the player requested it (`None`: not requested, or already delivered).
     wanted_since: Option<Duration>,
     hash_queried_at: Option<Duration>,
+    /// Live: when this peer next draws lots for pulling the segment from the CDN.
+    next_pull_draw: Option<Duration>,
 }
 
 enum SegmentState {
@@ -106,6 +110,7 @@ impl Engine {
                 at: Duration::ZERO,
             },
             stored_bytes: 0,
+            upload_order: VecDeque::new(),
         }
     }
 
@@ -230,13 +235,16 @@ impl Engine {
                     state: SegmentState::Missing,
                     wanted_since: None,
                     hash_queried_at: None,
+                    next_pull_draw: None,
                 },
             );
             let newest = self.newest_seq.entry(rendition).or_insert(key.seq);
             *newest = (*newest).max(key.seq);
             let fresh = previous_newest.is_some_and(|n| key.seq > n);
-            if live && fresh && self.active_rendition == Some(rendition) {
-                self.maybe_pull_from_cdn(key);
+            if live && fresh {
+                if let Some(segment) = self.segments.get_mut(&key) {
+                    segment.next_pull_draw = Some(self.now);
+                }
             }
         }
         self.enforce_retention();
@@ -282,6 +290,7 @@ impl Engine {
 
     /// Runs every scheduling decision that may have changed.
     fn drive(&mut self) {
+        self.draw_cdn_pulls();
         self.check_transfers();
         self.schedule_fetches();
     }

@@ -13,6 +13,8 @@ const MAX_HAVE_ENTRIES: usize = 4096;
 const MAX_QUEUED_UPLOADS: usize = 64;
 /// Data bytes a peer may send in a row that match no open request (in flight after a cancel).
 const MAX_UNSOLICITED_BYTES: u64 = 2 << 20;
+/// After an `Absent`, the peer is asked again for that segment after this long.
+const RETRY_ABSENT_AFTER: Duration = Duration::from_millis(400);
 /// A new peer is protected from eviction by the connection cap for this long.
 const EVICTION_GRACE: Duration = Duration::from_secs(10);
 
@@ -76,7 +78,11 @@ impl Engine {
             },
         );
         self.stats.peers_connected = self.peers.len();
-        let capacity = self.config.upload_limit.unwrap_or(0).min(u64::from(u32::MAX)) as u32;
+        let capacity = self
+            .config
+            .upload_limit
+            .unwrap_or(0)
+            .min(u64::from(u32::MAX)) as u32;
         let handshake = Message::Handshake {
             version: VERSION,
             uploads: self.config.upload,
@@ -136,6 +142,7 @@ impl Engine {
                 if let Some(p) = self.peers.get_mut(&peer) {
                     p.uploads.retain(|job| job.seq != seq);
                 }
+                self.release_upload_slot_if_idle(peer);
             }
             Message::Absent { seq } => self.on_absent(peer, seq),
             Message::Data {
@@ -163,7 +170,12 @@ impl Engine {
         if self.config.upload {
             let have: Vec<(u64, u32)> = self
                 .segments
-                .range(SegmentKey { rendition, seq: 0 }..=SegmentKey { rendition, seq: u64::MAX })
+                .range(
+                    SegmentKey { rendition, seq: 0 }..=SegmentKey {
+                        rendition,
+                        seq: u64::MAX,
+                    },
+                )
                 .filter_map(|(key, s)| match &s.state {
                     SegmentState::Stored(stored) => Some((key.seq, stored.data.len() as u32)),
                     _ => None,
@@ -190,9 +202,7 @@ impl Engine {
             p.have.pop_first();
         }
         for &(seq, size) in entries {
-            if let Some(segment) = self.segments.get_mut(&SegmentKey { rendition, seq }) {
-                segment.size_hint.get_or_insert(u64::from(size));
-            }
+            self.learn_size(SegmentKey { rendition, seq }, u64::from(size));
         }
     }
 
@@ -205,7 +215,11 @@ impl Engine {
             seq,
         };
         let end = u64::from(offset) + u64::from(length);
+        // A busy uploader turns new requesters away at once, so they ask someone else.
+        let busy = !self.upload_order.contains(&peer)
+            && self.upload_order.len() >= 2 * self.config.upload_slots.max(1);
         let servable = self.config.upload
+            && !busy
             && matches!(self.segments.get(&key).map(|s| &s.state),
                 Some(SegmentState::Stored(stored)) if end <= stored.data.len() as u64);
         if !servable {
@@ -222,6 +236,9 @@ impl Engine {
             next: u64::from(offset),
             end,
         });
+        if !self.upload_order.contains(&peer) {
+            self.upload_order.push_back(peer);
+        }
         self.pump_uploads(peer);
     }
 
@@ -229,22 +246,49 @@ impl Engine {
         let Some(p) = self.peers.get_mut(&peer) else {
             return;
         };
-        p.have.remove(&seq);
         let key = SegmentKey {
             rendition: p.rendition,
             seq,
         };
         self.drop_peer_parts(key, peer);
+        // Absent may mean busy: ask again a little later.
+        self.avoid_peer(key, peer, RETRY_ABSENT_AFTER);
     }
 
-    /// Sends queued data to a peer while its channel and the upload budget allow.
+    /// Whether a peer holds one of the upload slots.
+    fn holds_upload_slot(&self, peer: PeerId) -> bool {
+        self.upload_order
+            .iter()
+            .take(self.config.upload_slots.max(1))
+            .any(|p| *p == peer)
+    }
+
+    /// Frees the slot of a peer with nothing more to receive, and serves the next in line.
+    fn release_upload_slot_if_idle(&mut self, peer: PeerId) {
+        let idle = self.peers.get(&peer).is_none_or(|p| p.uploads.is_empty());
+        if !idle {
+            return;
+        }
+        let Some(at) = self.upload_order.iter().position(|p| *p == peer) else {
+            return;
+        };
+        self.upload_order.remove(at);
+        if let Some(&next) = self.upload_order.get(self.config.upload_slots.max(1) - 1) {
+            self.pump_uploads(next);
+        }
+    }
+
+    /// Sends queued data to a peer while its slot, its channel and the upload budget allow.
     pub(super) fn pump_uploads(&mut self, peer: PeerId) {
+        if !self.holds_upload_slot(peer) {
+            return;
+        }
         loop {
             let Some(p) = self.peers.get(&peer) else {
                 return;
             };
             let Some(job) = p.uploads.front() else {
-                return;
+                return self.release_upload_slot_if_idle(peer);
             };
             if p.buffered >= self.config.max_buffered_amount {
                 return;
@@ -253,7 +297,10 @@ impl Engine {
                 rendition: p.rendition,
                 seq: job.seq,
             };
-            let max_payload = self.config.chunk_size.min(p.max_message_size - DATA_HEADER_LEN);
+            let max_payload = self
+                .config
+                .chunk_size
+                .min(p.max_message_size - DATA_HEADER_LEN);
             let len = (job.end - job.next).min(max_payload as u64) as usize;
             let (seq, offset) = (job.seq, job.next);
             if !self.take_upload_budget(len) {
@@ -385,13 +432,16 @@ impl Engine {
         let Some(p) = self.peers.remove(&peer) else {
             return;
         };
+        self.release_upload_slot_if_idle(peer);
         self.stats.peers_connected = self.peers.len();
         self.push(Output::Event(Event::PeerDisconnected(peer)));
         let rendition = p.rendition;
         let seqs: Vec<u64> = self
             .segments
             .iter()
-            .filter(|(key, s)| key.rendition == rendition && matches!(s.state, SegmentState::Fetching(_)))
+            .filter(|(key, s)| {
+                key.rendition == rendition && matches!(s.state, SegmentState::Fetching(_))
+            })
             .map(|(key, _)| key.seq)
             .collect();
         for seq in seqs {

@@ -96,10 +96,7 @@ impl Engine {
         });
         let (behind, ahead): (Vec<_>, Vec<_>) =
             stored.partition(|(_, s)| s.info.start + s.info.duration <= position);
-        behind
-            .first()
-            .or(ahead.last())
-            .map(|(key, _)| **key)
+        behind.first().or(ahead.last()).map(|(key, _)| **key)
     }
 
     /// Drops an expired live segment. Peers drop it on their own (they expire by the same

@@ -124,7 +124,14 @@ fn connect_peer(engine: &mut Engine, peer: PeerId, has: &[u64], now: Duration) {
     }
 }
 
-fn send_data(engine: &mut Engine, peer: PeerId, seq: u64, range: std::ops::Range<u64>, data: &[u8], now: Duration) {
+fn send_data(
+    engine: &mut Engine,
+    peer: PeerId,
+    seq: u64,
+    range: std::ops::Range<u64>,
+    data: &[u8],
+    now: Duration,
+) {
     let message = Message::Data {
         seq,
         offset: range.start as u32,
@@ -144,7 +151,10 @@ fn segment_far_ahead_comes_from_the_peer_that_has_it() {
     let mut engine = setup(40_000, true, &[5]);
     engine.handle(Input::SegmentRequested(key(5)), Duration::ZERO);
     let out = drain(&mut engine);
-    assert!(http_requests(&out).is_empty(), "no CDN request while a peer can serve in time");
+    assert!(
+        http_requests(&out).is_empty(),
+        "no CDN request while a peer can serve in time"
+    );
     let requests: Vec<_> = sent_messages(&out)
         .into_iter()
         .filter(|(_, m)| matches!(m, Message::Request { .. }))
@@ -161,7 +171,14 @@ fn segment_far_ahead_comes_from_the_peer_that_has_it() {
         )]
     );
     let data = content(5, 40_000);
-    send_data(&mut engine, PEER, 5, 0..40_000, &data, Duration::from_millis(100));
+    send_data(
+        &mut engine,
+        PEER,
+        5,
+        0..40_000,
+        &data,
+        Duration::from_millis(100),
+    );
     let out = drain(&mut engine);
     assert_eq!(delivered(&out), vec![(key(5), data)]);
     assert_eq!(engine.stats().segments_from_peers, 1);
@@ -176,7 +193,13 @@ fn urgent_segment_comes_from_the_cdn() {
     let (request, range) = http_requests(&out)[0].clone();
     assert_eq!(range, None);
     let data = content(0, 40_000);
-    engine.handle(Input::HttpData { request, bytes: &data }, Duration::from_millis(50));
+    engine.handle(
+        Input::HttpData {
+            request,
+            bytes: &data,
+        },
+        Duration::from_millis(50),
+    );
     engine.handle(Input::HttpFinished(request), Duration::from_millis(50));
     let out = drain(&mut engine);
     assert_eq!(delivered(&out), vec![(key(0), data)]);
@@ -201,7 +224,14 @@ fn stalled_peer_is_completed_from_the_cdn_by_range_in_time() {
     drain(&mut engine);
     let data = content(2, 40_000);
     // The peer sends the first 16 KiB, then nothing more.
-    send_data(&mut engine, PEER, 2, 0..16_384, &data, Duration::from_millis(100));
+    send_data(
+        &mut engine,
+        PEER,
+        2,
+        0..16_384,
+        &data,
+        Duration::from_millis(100),
+    );
     drain(&mut engine);
     let mut now = Duration::from_millis(100);
     let mut range_request = None;
@@ -219,8 +249,17 @@ fn stalled_peer_is_completed_from_the_cdn_by_range_in_time() {
     assert_eq!(range, Some(16_384..40_000), "only the missing bytes");
     let deadline = SEG * 2;
     let cdn_time = engine.config.cdn_rtt + Duration::from_millis(100);
-    assert!(now + cdn_time < deadline, "fallback at {now:?} leaves the CDN time");
-    engine.handle(Input::HttpData { request, bytes: &data[16_384..] }, now + cdn_time);
+    assert!(
+        now + cdn_time < deadline,
+        "fallback at {now:?} leaves the CDN time"
+    );
+    engine.handle(
+        Input::HttpData {
+            request,
+            bytes: &data[16_384..],
+        },
+        now + cdn_time,
+    );
     engine.handle(Input::HttpFinished(request), now + cdn_time);
     let out = drain(&mut engine);
     assert_eq!(delivered(&out), vec![(key(2), data)]);
@@ -234,14 +273,27 @@ fn corrupt_peer_data_is_never_delivered_and_the_sender_is_banned() {
     drain(&mut engine);
     let mut bad = content(5, 40_000);
     bad[100] ^= 1;
-    send_data(&mut engine, PEER, 5, 0..40_000, &bad, Duration::from_millis(100));
+    send_data(
+        &mut engine,
+        PEER,
+        5,
+        0..40_000,
+        &bad,
+        Duration::from_millis(100),
+    );
     let out = drain(&mut engine);
     assert!(delivered(&out).is_empty());
     assert!(out.contains(&Output::Event(Event::IntegrityFailure(key(5)))));
     let (request, range) = http_requests(&out)[0].clone();
     assert_eq!(range, None);
     let good = content(5, 40_000);
-    engine.handle(Input::HttpData { request, bytes: &good }, Duration::from_millis(200));
+    engine.handle(
+        Input::HttpData {
+            request,
+            bytes: &good,
+        },
+        Duration::from_millis(200),
+    );
     engine.handle(Input::HttpFinished(request), Duration::from_millis(200));
     let out = drain(&mut engine);
     assert_eq!(delivered(&out), vec![(key(5), good)]);
@@ -270,7 +322,14 @@ fn peer_data_waits_for_the_tracker_hash() {
     engine.handle(Input::SegmentRequested(key(5)), Duration::ZERO);
     drain(&mut engine);
     let data = content(5, 40_000);
-    send_data(&mut engine, PEER, 5, 0..40_000, &data, Duration::from_millis(100));
+    send_data(
+        &mut engine,
+        PEER,
+        5,
+        0..40_000,
+        &data,
+        Duration::from_millis(100),
+    );
     let out = drain(&mut engine);
     assert!(delivered(&out).is_empty(), "unverified bytes are held back");
     assert!(out.contains(&Output::QueryHash(key(5))));
@@ -292,7 +351,13 @@ fn serves_requests_in_chunks_within_the_message_size() {
     let out = drain(&mut engine);
     let (request, _) = http_requests(&out)[0].clone();
     let data = content(0, 40_000);
-    engine.handle(Input::HttpData { request, bytes: &data }, Duration::ZERO);
+    engine.handle(
+        Input::HttpData {
+            request,
+            bytes: &data,
+        },
+        Duration::ZERO,
+    );
     engine.handle(Input::HttpFinished(request), Duration::ZERO);
     let out = drain(&mut engine);
     assert!(sent_messages(&out).contains(&(PEER, Message::Have(vec![(0, 40_000)]))));
@@ -311,7 +376,10 @@ fn serves_requests_in_chunks_within_the_message_size() {
     let out = drain(&mut engine);
     let mut got = Vec::new();
     for (_, message) in sent_messages(&out) {
-        if let Message::Data { offset, payload, .. } = message {
+        if let Message::Data {
+            offset, payload, ..
+        } = message
+        {
             assert_eq!(offset as usize, 1000 + got.len());
             assert!(payload.len() <= 16 * 1024);
             got.extend_from_slice(payload);
@@ -357,7 +425,10 @@ fn several_peers_share_the_byte_ranges_of_one_segment() {
     assert_eq!(ranges.len(), 3);
     assert_eq!(ranges.first().unwrap().0, 0);
     assert_eq!(ranges.last().unwrap().1, 100_000);
-    assert!(ranges.windows(2).all(|w| w[0].1 == w[1].0), "contiguous, disjoint: {ranges:?}");
+    assert!(
+        ranges.windows(2).all(|w| w[0].1 == w[1].0),
+        "contiguous, disjoint: {ranges:?}"
+    );
 }
 
 proptest! {

@@ -2,8 +2,8 @@
 //! over modelled links, a modelled CDN (with a capacity limit) and a modelled tracker (peer
 //! introductions and hash agreement across distinct ASNs).
 //!
-//! Links: each peer has a serial uplink and a serial downlink (FIFO, bytes / bandwidth) plus a
-//! one-way latency of a quarter of the two round trips. The CDN is a FIFO server of the given
+//! Links: each peer has a serial uplink (FIFO, bytes / bandwidth) and a downlink that adds
+//! bytes / bandwidth, plus a one-way latency of a quarter of the two round trips. The CDN is a FIFO server of the given
 //! capacity in front of each peer's downlink.
 
 mod player;
@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The channel's `bufferedamountlow` threshold the simulated data channels use.
-const BUFFERED_LOW: usize = 64 * 1024;
+const BUFFERED_LOW: usize = 16 * 1024;
 /// A peer with fewer connections than this re-announces to the tracker.
 const MIN_CONNECTIONS: usize = 4;
 /// Interval of re-announces.
@@ -54,7 +54,9 @@ fn url_of_key(key: SegmentKey) -> String {
 
 /// Inverse of [`url_of_key`] (the simulated CDN serves only its own URLs).
 fn key_of_url(url: &str) -> SegmentKey {
-    let path = url.trim_start_matches("https://cdn.example/r").trim_end_matches(".ts");
+    let path = url
+        .trim_start_matches("https://cdn.example/r")
+        .trim_end_matches(".ts");
     let (rendition, seq) = path.split_once('/').expect("simulated CDN URL");
     SegmentKey {
         rendition: rendition.parse().expect("simulated CDN URL"),
@@ -74,11 +76,31 @@ enum Ev {
     PlayerTick(u32),
     PlaylistTick,
     Reannounce(u32),
-    Connected { peer: u32, remote: u32, rendition: u16 },
-    Left { peer: u32, remote: u32 },
-    Message { from: u32, to: u32, bytes: Vec<u8> },
-    HttpDone { peer: u32, request: RequestId, key: SegmentKey, range: Option<Range<u64>> },
-    TrackerHash { peer: u32, key: SegmentKey, hash: SegmentHash },
+    Connected {
+        peer: u32,
+        remote: u32,
+        rendition: u16,
+    },
+    Left {
+        peer: u32,
+        remote: u32,
+    },
+    Message {
+        from: u32,
+        to: u32,
+        bytes: Vec<u8>,
+    },
+    HttpDone {
+        peer: u32,
+        request: RequestId,
+        key: SegmentKey,
+        range: Option<Range<u64>>,
+    },
+    TrackerHash {
+        peer: u32,
+        key: SegmentKey,
+        hash: SegmentHash,
+    },
 }
 
 struct Scheduled {
@@ -120,7 +142,6 @@ struct Peer {
     corrupt: bool,
     asn: u16,
     up_free: f64,
-    down_free: f64,
     conns: Vec<Conn>,
     open_http: Vec<RequestId>,
     wake_at: Option<u64>,
@@ -143,6 +164,8 @@ struct World<'a> {
     p2p: bool,
     rng: SmallRng,
     now: f64,
+    /// `now` in whole microseconds, the engines' clock.
+    now_us: u64,
     queue: BinaryHeap<Reverse<Scheduled>>,
     order: u64,
     peers: Vec<Peer>,
@@ -160,6 +183,7 @@ impl<'a> World<'a> {
             p2p,
             rng: SmallRng::seed_from_u64(s.seed),
             now: 0.0,
+            now_us: 0,
             queue: BinaryHeap::new(),
             order: 0,
             peers: Vec::new(),
@@ -194,11 +218,12 @@ impl<'a> World<'a> {
             if next.at > end {
                 break;
             }
+            self.now_us = next.at;
             self.now = next.at as f64 / 1e6;
-            if std::env::var("SIMDEBUG").is_ok() { eprintln!("{} {}", self.now, ev_name(&next.ev)); }
             self.dispatch(next.ev);
         }
         self.now = self.s.duration_secs;
+        self.now_us = micros(self.now);
         for index in 0..self.peers.len() {
             if self.peers[index].left_at.is_none() {
                 self.retire(index as u32);
@@ -221,7 +246,7 @@ impl<'a> World<'a> {
                 self.schedule(self.now + delay, Ev::Join);
             }
             Ev::Wake(peer) => {
-                if self.peers[peer as usize].wake_at == Some(micros(self.now)) {
+                if self.peers[peer as usize].wake_at == Some(self.now_us) {
                     self.peers[peer as usize].wake_at = None;
                     let now = self.now_duration();
                     if let Some(engine) = self.engine(peer) {
@@ -231,7 +256,7 @@ impl<'a> World<'a> {
                 }
             }
             Ev::PlayerTick(peer) => {
-                if self.peers[peer as usize].player.tick_at == Some(micros(self.now)) {
+                if self.peers[peer as usize].player.tick_at == Some(self.now_us) {
                     self.peers[peer as usize].player.tick_at = None;
                     self.player_step(peer);
                 }
@@ -265,7 +290,9 @@ impl<'a> World<'a> {
                 },
             ),
             Ev::Left { peer, remote } => {
-                self.peers[peer as usize].conns.retain(|c| c.remote != remote);
+                self.peers[peer as usize]
+                    .conns
+                    .retain(|c| c.remote != remote);
                 self.input(peer, Input::PeerLeft(PeerId(u64::from(remote))));
             }
             Ev::Message { from, to, bytes } => self.deliver_message(from, to, &bytes),
@@ -287,7 +314,7 @@ impl<'a> World<'a> {
     }
 
     fn now_duration(&self) -> Duration {
-        Duration::from_secs_f64(self.now)
+        Duration::from_micros(self.now_us)
     }
 
     fn alive(&self, peer: u32) -> bool {
@@ -353,7 +380,10 @@ impl<'a> World<'a> {
         }
         let (first, last) = if self.s.live {
             let newest = self.newest_seq();
-            (newest.saturating_sub(self.s.live_delay_segments + 3), newest)
+            (
+                newest.saturating_sub(self.s.live_delay_segments + 3),
+                newest,
+            )
         } else {
             (0, self.s.vod_segments - 1)
         };
@@ -416,7 +446,6 @@ impl<'a> World<'a> {
             corrupt: self.rng.random::<f64>() < s.corrupt_share,
             asn: self.rng.random_range(0..s.asns.max(1)),
             up_free: 0.0,
-            down_free: 0.0,
             conns: Vec::new(),
             open_http: Vec::new(),
             wake_at: None,
@@ -439,10 +468,13 @@ impl<'a> World<'a> {
         let conns = std::mem::take(&mut self.peers[peer as usize].conns);
         for conn in conns {
             let latency = self.link_latency(peer, conn.remote);
-            self.schedule(self.now + latency, Ev::Left {
-                peer: conn.remote,
-                remote: peer,
-            });
+            self.schedule(
+                self.now + latency,
+                Ev::Left {
+                    peer: conn.remote,
+                    remote: peer,
+                },
+            );
         }
         self.retire(peer);
     }
@@ -491,10 +523,17 @@ impl<'a> World<'a> {
         let next = player.buffered_to;
         let available = !self.s.live || next <= self.newest_seq();
         let in_stream = self.s.live || next < self.s.vod_segments;
-        if player.outstanding.is_none() && ahead < self.s.buffer_goal_secs && available && in_stream {
+        if player.outstanding.is_none() && ahead < self.s.buffer_goal_secs && available && in_stream
+        {
             let rendition = self.current_rendition(peer);
             self.peers[peer as usize].player.outstanding = Some(next);
-            self.input(peer, Input::SegmentRequested(SegmentKey { rendition, seq: next }));
+            self.input(
+                peer,
+                Input::SegmentRequested(SegmentKey {
+                    rendition,
+                    seq: next,
+                }),
+            );
         }
         self.schedule_player_tick(peer);
     }
@@ -507,7 +546,11 @@ impl<'a> World<'a> {
         }
         let ahead = player.ahead(self.now, seg);
         let below_goal = ahead - self.s.buffer_goal_secs;
-        let wait = if below_goal > 0.0 { below_goal.min(ahead) } else { ahead };
+        let wait = if below_goal > 0.0 {
+            below_goal.min(ahead)
+        } else {
+            ahead
+        };
         let at = micros(self.now + wait.max(0.0)).max(micros(self.now) + 1);
         if player.tick_at != Some(at) {
             self.peers[peer as usize].player.tick_at = Some(at);
@@ -564,39 +607,79 @@ impl<'a> World<'a> {
         }
         self.swarms[rendition as usize].retain(|p| self.peers[*p as usize].engine.is_some());
         for other in chosen {
-            self.peers[peer as usize].conns.push(Conn { remote: other, buffered: 0 });
-            self.peers[other as usize].conns.push(Conn { remote: peer, buffered: 0 });
+            self.peers[peer as usize].conns.push(Conn {
+                remote: other,
+                buffered: 0,
+            });
+            self.peers[other as usize].conns.push(Conn {
+                remote: peer,
+                buffered: 0,
+            });
             let signaling = 2.0 * self.link_latency(peer, other) + 0.05;
-            self.schedule(self.now + signaling, Ev::Connected { peer, remote: other, rendition });
-            self.schedule(self.now + signaling, Ev::Connected { peer: other, remote: peer, rendition });
+            self.schedule(
+                self.now + signaling,
+                Ev::Connected {
+                    peer,
+                    remote: other,
+                    rendition,
+                },
+            );
+            self.schedule(
+                self.now + signaling,
+                Ev::Connected {
+                    peer: other,
+                    remote: peer,
+                    rendition,
+                },
+            );
         }
     }
 
     fn deliver_message(&mut self, from: u32, to: u32, bytes: &[u8]) {
         let len = bytes.len();
         let mut low = None;
-        if let Some(conn) = self.peers[from as usize].conns.iter_mut().find(|c| c.remote == to) {
+        if let Some(conn) = self.peers[from as usize]
+            .conns
+            .iter_mut()
+            .find(|c| c.remote == to)
+        {
             let before = conn.buffered;
             conn.buffered = conn.buffered.saturating_sub(len);
             if before > BUFFERED_LOW && conn.buffered <= BUFFERED_LOW {
                 low = Some(conn.buffered);
             }
         }
-        if self.peers[to as usize].conns.iter().any(|c| c.remote == from) {
-            self.input(to, Input::PeerMessage {
-                peer: PeerId(u64::from(from)),
-                bytes,
-            });
+        if self.peers[to as usize]
+            .conns
+            .iter()
+            .any(|c| c.remote == from)
+        {
+            self.input(
+                to,
+                Input::PeerMessage {
+                    peer: PeerId(u64::from(from)),
+                    bytes,
+                },
+            );
         }
         if let Some(buffered) = low {
-            self.input(from, Input::PeerBufferedAmountLow {
-                peer: PeerId(u64::from(to)),
-                buffered,
-            });
+            self.input(
+                from,
+                Input::PeerBufferedAmountLow {
+                    peer: PeerId(u64::from(to)),
+                    buffered,
+                },
+            );
         }
     }
 
-    fn http_done(&mut self, peer: u32, request: RequestId, key: SegmentKey, range: Option<Range<u64>>) {
+    fn http_done(
+        &mut self,
+        peer: u32,
+        request: RequestId,
+        key: SegmentKey,
+        range: Option<Range<u64>>,
+    ) {
         let p = &mut self.peers[peer as usize];
         let Some(at) = p.open_http.iter().position(|r| *r == request) else {
             return;
@@ -605,7 +688,13 @@ impl<'a> World<'a> {
         let (data, _) = self.content(key);
         let range = range.unwrap_or(0..data.len() as u64);
         let body = &data[range.start as usize..range.end.min(data.len() as u64) as usize];
-        self.input(peer, Input::HttpData { request, bytes: body });
+        self.input(
+            peer,
+            Input::HttpData {
+                request,
+                bytes: body,
+            },
+        );
         self.input(peer, Input::HttpFinished(request));
     }
 
@@ -621,7 +710,11 @@ impl<'a> World<'a> {
             .engine
             .as_ref()
             .and_then(|e| e.poll_timeout())
-            .map(|t| (t.as_nanos().div_ceil(1000) as u64).max(micros(self.now) + 1));
+            .map(|t| {
+                u64::try_from(t.as_nanos().div_ceil(1000))
+                    .unwrap_or(u64::MAX)
+                    .max(self.now_us + 1)
+            });
         let p = &mut self.peers[peer as usize];
         if let Some(at) = timeout {
             if p.wake_at != Some(at) {
@@ -637,21 +730,30 @@ impl<'a> World<'a> {
     }
 
     fn carry_out(&mut self, peer: u32, output: Output) {
-        if std::env::var("SIMDEBUG2").is_ok() { eprintln!("{:.3} p{peer} {:?}", self.now, match &output { Output::SendToPeer{peer, bytes} => format!("send to {} {:?}", peer.0, crate::wire::Message::decode(bytes).map(|m| format!("{:?}", m).chars().take(80).collect::<String>())), o => format!("{o:?}").chars().take(100).collect() }); }
         match output {
             Output::SendToPeer { peer: to, bytes } => self.send(peer, to.0 as u32, bytes),
             Output::DisconnectPeer { peer: remote, .. } => {
                 let remote = remote.0 as u32;
-                self.peers[peer as usize].conns.retain(|c| c.remote != remote);
+                self.peers[peer as usize]
+                    .conns
+                    .retain(|c| c.remote != remote);
                 let latency = self.link_latency(peer, remote);
-                self.schedule(self.now + latency, Ev::Left { peer: remote, remote: peer });
+                self.schedule(
+                    self.now + latency,
+                    Ev::Left {
+                        peer: remote,
+                        remote: peer,
+                    },
+                );
             }
             Output::HttpRequest {
                 request,
                 url,
                 range,
             } => self.cdn_request(peer, request, &url, range),
-            Output::HttpAbort(request) => self.peers[peer as usize].open_http.retain(|r| *r != request),
+            Output::HttpAbort(request) => self.peers[peer as usize]
+                .open_http
+                .retain(|r| *r != request),
             Output::Deliver { key, data } => self.on_deliver(peer, key, &data),
             Output::Announce { rendition } => self.introduce(peer, rendition),
             Output::ReportHash { key, sha256, size } => self.vote(peer, key, sha256, size),
@@ -661,7 +763,11 @@ impl<'a> World<'a> {
     }
 
     fn send(&mut self, from: u32, to: u32, mut bytes: Vec<u8>) {
-        let Some(conn) = self.peers[from as usize].conns.iter_mut().find(|c| c.remote == to) else {
+        let Some(conn) = self.peers[from as usize]
+            .conns
+            .iter_mut()
+            .find(|c| c.remote == to)
+        else {
             return;
         };
         conn.buffered += bytes.len();
@@ -673,32 +779,35 @@ impl<'a> World<'a> {
         }
         p.up_free = p.up_free.max(self.now) + size * 8.0 / p.up_bps.max(1.0);
         let arrival = p.up_free + self.link_latency(from, to);
-        let q = &mut self.peers[to as usize];
-        q.down_free = q.down_free.max(arrival) + size * 8.0 / q.down_bps;
-        let at = q.down_free;
+        let at = arrival + size * 8.0 / self.peers[to as usize].down_bps;
         self.schedule(at, Ev::Message { from, to, bytes });
     }
 
     fn cdn_request(&mut self, peer: u32, request: RequestId, url: &str, range: Option<Range<u64>>) {
         let key = key_of_url(url);
         let (data, _) = self.content(key);
-        let size = range.as_ref().map_or(data.len() as u64, |r| r.end - r.start) as f64;
+        let size = range
+            .as_ref()
+            .map_or(data.len() as u64, |r| r.end - r.start) as f64;
         let rtt = self.s.cdn_rtt_ms / 1000.0;
         let mut served = self.now + rtt / 2.0;
         if self.s.cdn_capacity_mbps > 0.0 {
-            self.cdn_free = self.cdn_free.max(served) + size * 8.0 / (self.s.cdn_capacity_mbps * 1e6);
+            self.cdn_free =
+                self.cdn_free.max(served) + size * 8.0 / (self.s.cdn_capacity_mbps * 1e6);
             served = self.cdn_free;
         }
         let p = &mut self.peers[peer as usize];
-        p.down_free = p.down_free.max(served + rtt / 2.0) + size * 8.0 / p.down_bps;
-        let at = p.down_free;
+        let at = served + rtt / 2.0 + size * 8.0 / p.down_bps;
         p.open_http.push(request);
-        self.schedule(at, Ev::HttpDone {
-            peer,
-            request,
-            key,
-            range,
-        });
+        self.schedule(
+            at,
+            Ev::HttpDone {
+                peer,
+                request,
+                key,
+                range,
+            },
+        );
     }
 
     fn on_deliver(&mut self, peer: u32, key: SegmentKey, data: &[u8]) {
@@ -719,15 +828,26 @@ impl<'a> World<'a> {
     }
 
     fn vote(&mut self, peer: u32, key: SegmentKey, digest: crate::integrity::Digest, size: u64) {
-        let (asn, corrupt) = (self.peers[peer as usize].asn, self.peers[peer as usize].corrupt);
+        let (asn, corrupt) = (
+            self.peers[peer as usize].asn,
+            self.peers[peer as usize].corrupt,
+        );
         // Corrupt peers also lie to the tracker.
-        let digest = if corrupt { sha256(&peer.to_be_bytes()) } else { digest };
+        let digest = if corrupt {
+            sha256(&peer.to_be_bytes())
+        } else {
+            digest
+        };
         let needed = self.s.tracker_agreement.max(1);
         let votes = self.votes.entry(key).or_default();
         if votes.agreed.is_some() {
             return;
         }
-        let index = match votes.votes.iter().position(|(d, s, _)| *d == digest && *s == size) {
+        let index = match votes
+            .votes
+            .iter()
+            .position(|(d, s, _)| *d == digest && *s == size)
+        {
             Some(index) => index,
             None => {
                 votes.votes.push((digest, size, Vec::new()));
@@ -739,7 +859,10 @@ impl<'a> World<'a> {
             asns.push(asn);
         }
         if asns.len() >= needed {
-            let hash = SegmentHash { sha256: digest, size };
+            let hash = SegmentHash {
+                sha256: digest,
+                size,
+            };
             votes.agreed = Some(hash);
             let waiting = std::mem::take(&mut votes.waiting);
             for peer in waiting {
@@ -753,19 +876,15 @@ impl<'a> World<'a> {
         let latency = self.peers[peer as usize].latency;
         let votes = self.votes.entry(key).or_default();
         match votes.agreed {
-            Some(hash) => self.schedule(self.now + 2.0 * latency, Ev::TrackerHash { peer, key, hash }),
+            Some(hash) => self.schedule(
+                self.now + 2.0 * latency,
+                Ev::TrackerHash { peer, key, hash },
+            ),
             None => {
                 if !votes.waiting.contains(&peer) {
                     votes.waiting.push(peer);
                 }
             }
         }
-    }
-}
-fn ev_name(ev: &Ev) -> &'static str {
-    match ev {
-        Ev::Join => "join", Ev::Leave(_) => "leave", Ev::Wake(_) => "wake", Ev::PlayerTick(_) => "tick",
-        Ev::PlaylistTick => "playlist", Ev::Reannounce(_) => "reannounce", Ev::Connected { .. } => "connected",
-        Ev::Left { .. } => "left", Ev::Message { .. } => "msg", Ev::HttpDone { .. } => "http", Ev::TrackerHash { .. } => "hash",
     }
 }

@@ -87,7 +87,13 @@ pub(super) fn summarise(s: &Scenario, peers: &[Peer], distinct_segments: u64) ->
         }
     }
     startups.sort_by(f64::total_cmp);
-    let mean = |v: &[f64]| if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 };
+    let mean = |v: &[f64]| {
+        if v.is_empty() {
+            0.0
+        } else {
+            v.iter().sum::<f64>() / v.len() as f64
+        }
+    };
     let p95 = startups
         .get((startups.len() as f64 * 0.95) as usize)
         .or(startups.last())
@@ -123,16 +129,61 @@ impl fmt::Display for Report {
         let (a, b) = (&self.p2p, &self.cdn_only);
         let rows: [(&str, f64, f64, usize); 13] = [
             ("offload %", a.offload * 100.0, b.offload * 100.0, 1),
-            ("rebuffer ratio %", a.rebuffer_ratio * 100.0, b.rebuffer_ratio * 100.0, 3),
-            ("stalls per viewer", a.stalls_per_viewer, b.stalls_per_viewer, 2),
-            ("startup mean s", a.startup_mean_secs, b.startup_mean_secs, 2),
+            (
+                "rebuffer ratio %",
+                a.rebuffer_ratio * 100.0,
+                b.rebuffer_ratio * 100.0,
+                3,
+            ),
+            (
+                "stalls per viewer",
+                a.stalls_per_viewer,
+                b.stalls_per_viewer,
+                2,
+            ),
+            (
+                "startup mean s",
+                a.startup_mean_secs,
+                b.startup_mean_secs,
+                2,
+            ),
             ("startup p95 s", a.startup_p95_secs, b.startup_p95_secs, 2),
-            ("cdn requests / segment", a.cdn_requests_per_segment, b.cdn_requests_per_segment, 1),
-            ("upload per peer MB", a.upload_per_peer_mb, b.upload_per_peer_mb, 1),
-            ("integrity rejects", a.integrity_rejects as f64, b.integrity_rejects as f64, 0),
-            ("peers banned", a.peers_banned as f64, b.peers_banned as f64, 0),
-            ("corrupt delivered", a.corrupt_delivered as f64, b.corrupt_delivered as f64, 0),
-            ("segments delivered", a.segments_delivered as f64, b.segments_delivered as f64, 0),
+            (
+                "cdn requests / segment",
+                a.cdn_requests_per_segment,
+                b.cdn_requests_per_segment,
+                1,
+            ),
+            (
+                "upload per peer MB",
+                a.upload_per_peer_mb,
+                b.upload_per_peer_mb,
+                1,
+            ),
+            (
+                "integrity rejects",
+                a.integrity_rejects as f64,
+                b.integrity_rejects as f64,
+                0,
+            ),
+            (
+                "peers banned",
+                a.peers_banned as f64,
+                b.peers_banned as f64,
+                0,
+            ),
+            (
+                "corrupt delivered",
+                a.corrupt_delivered as f64,
+                b.corrupt_delivered as f64,
+                0,
+            ),
+            (
+                "segments delivered",
+                a.segments_delivered as f64,
+                b.segments_delivered as f64,
+                0,
+            ),
             ("cdn MB", a.cdn_mb, b.cdn_mb, 1),
             ("p2p MB", a.p2p_mb, b.p2p_mb, 1),
         ];
