@@ -13,6 +13,9 @@ use rand::seq::SliceRandom;
 use std::ops::Range;
 use std::time::Duration;
 
+/// Peer bytes that failed verification and which peer sent which range of them.
+type Suspect = (Vec<u8>, Vec<(PeerId, Range<u64>)>);
+
 /// Slack kept between a planned finish and a deadline.
 const MARGIN: Duration = Duration::from_millis(200);
 /// How often a live peer draws lots for pulling a segment nobody offers yet.
@@ -36,7 +39,7 @@ pub(super) struct Fetch {
     /// After a failed verification or hash timeout: only the CDN may serve it.
     cdn_only: bool,
     /// Peer bytes that failed verification, kept to identify the sender against the CDN copy.
-    suspect: Option<(Vec<u8>, Vec<(PeerId, Range<u64>)>)>,
+    suspect: Option<Suspect>,
     /// All bytes arrived but no trusted hash yet.
     awaiting_hash: bool,
     retry_after: Duration,
@@ -334,7 +337,7 @@ impl Engine {
             _ => (
                 false,
                 Duration::ZERO,
-                segment.size_hint.map(|s| vec![0..s]),
+                segment.size_hint.map(|s| std::iter::once(0..s).collect()),
                 false,
             ),
         };

@@ -700,10 +700,7 @@ impl<'a> World<'a> {
 
     /// Carries out everything the engine asked for.
     fn after(&mut self, peer: u32) {
-        loop {
-            let Some(output) = self.engine(peer).and_then(|e| e.poll_output()) else {
-                break;
-            };
+        while let Some(output) = self.engine(peer).and_then(|e| e.poll_output()) {
             self.carry_out(peer, output);
         }
         let timeout = self.peers[peer as usize]
