@@ -20,7 +20,7 @@ use crate::limits::{IpSlot, RateLimiter, Strikes};
 use crate::matching::Group;
 use crate::protocol::{
     self, Announce, AnnounceReply, Answer, Event, Failure, HashQuery, HashReport, ParseLimits,
-    RelayedAnswer, RelayedOffer, Request, ScrapeFile,
+    Request, ScrapeFile,
 };
 use crate::registry::{PeerRecord, RegistryError};
 use crate::relay::{Delivery, OfferDelivery, Route};
@@ -104,9 +104,13 @@ pub async fn run<S>(
     let silence = tokio::time::sleep(silence_limit);
     tokio::pin!(silence);
     let mut last_heard = Instant::now();
+    // Created once: a fresh `cancelled()` per iteration would lock the token's shared waiter list
+    // for every message of every connection.
+    let shutdown = shared.shutdown.cancelled();
+    tokio::pin!(shutdown);
     loop {
         tokio::select! {
-            _ = shared.shutdown.cancelled() => {
+            () = &mut shutdown => {
                 close(&mut socket, CloseCode::Away, "tracker shutting down").await;
                 break;
             }
@@ -121,7 +125,7 @@ pub async fn run<S>(
             incoming = socket.next() => {
                 last_heard = Instant::now();
                 let Some(replies) = session.on_frame(incoming) else { break };
-                if send_all(&mut socket, replies).await.is_err() {
+                if write_batch(&mut socket, &mut session, &mut inbox, replies, None).await.is_err() {
                     break;
                 }
                 if session.abusive {
@@ -130,7 +134,8 @@ pub async fn run<S>(
                 }
             }
             Some(delivery) = inbox.recv() => {
-                if forward(&mut socket, &mut session, &mut inbox, delivery).await.is_err() {
+                let first = Some(delivery);
+                if write_batch(&mut socket, &mut session, &mut inbox, Vec::new(), first).await.is_err() {
                     break;
                 }
             }
@@ -143,40 +148,32 @@ pub async fn run<S>(
 /// Most queued deliveries written before one flush.
 const DELIVERY_BATCH: usize = 32;
 
-/// Writes a delivery and whatever else is already queued, then flushes once.
-async fn forward<S>(
+/// Writes `replies`, then `first` and whatever other deliveries are already queued (at most
+/// [`DELIVERY_BATCH`]), and flushes once: the frames leave in as few socket writes as possible
+/// (the WebSocket's write buffer only writes out on flush or when it is full).
+async fn write_batch<S>(
     socket: &mut WebSocketStream<S>,
     session: &mut Session,
     inbox: &mut mpsc::Receiver<Delivery>,
-    first: Delivery,
+    replies: Vec<String>,
+    first: Option<Delivery>,
 ) -> Result<(), tungstenite::Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    socket
-        .feed(Message::text(session.on_delivery(first)))
-        .await?;
-    for _ in 1..DELIVERY_BATCH {
+    for reply in replies {
+        socket.feed(Message::text(reply)).await?;
+    }
+    if let Some(delivery) = first {
+        socket
+            .feed(Message::text(session.on_delivery(delivery)))
+            .await?;
+    }
+    for _ in 0..DELIVERY_BATCH {
         let Ok(next) = inbox.try_recv() else { break };
         socket
             .feed(Message::text(session.on_delivery(next)))
             .await?;
-    }
-    socket.flush().await
-}
-
-async fn send_all<S>(
-    socket: &mut WebSocketStream<S>,
-    replies: Vec<String>,
-) -> Result<(), tungstenite::Error>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    if replies.is_empty() {
-        return Ok(());
-    }
-    for reply in replies {
-        socket.feed(Message::text(reply)).await?;
     }
     socket.flush().await
 }
@@ -239,7 +236,7 @@ impl Session {
             return self.refuse(Refusal::TooLarge, None, None);
         }
         if !self.limiter.allow(Instant::now()) {
-            return self.refuse(Refusal::RateLimited, protocol::sniff_info_hash(text), None);
+            return self.refuse(Refusal::RateLimited, protocol::sniff(text).1, None);
         }
         let limits = ParseLimits {
             max_offers: self.shared.config.max_offers_per_announce,
@@ -252,12 +249,8 @@ impl Session {
             Ok(Request::HashReport(report)) => self.on_hash_report(report),
             Ok(Request::HashQuery(query)) => self.on_hash_query(&query),
             Err(error) => {
-                let action = action_of(text);
-                self.refuse(
-                    Refusal::Protocol(error),
-                    protocol::sniff_info_hash(text),
-                    action,
-                )
+                let (action, info_hash) = protocol::sniff(text);
+                self.refuse(Refusal::Protocol(error), info_hash, action)
             }
         }
     }
@@ -317,13 +310,8 @@ impl Session {
         }
         let mut dropped = false;
         for (offer, target) in announce.offers.iter().zip(outcome.targets) {
-            let json = protocol::to_json(&RelayedOffer {
-                action: "announce",
-                info_hash,
-                peer_id: announce.peer_id,
-                offer: offer.offer,
-                offer_id: offer.offer_id,
-            });
+            let json =
+                protocol::relayed_offer(info_hash, announce.peer_id, offer.offer, offer.offer_id);
             let delivery = Delivery::Offer(Box::new(OfferDelivery {
                 json,
                 info_hash,
@@ -388,13 +376,12 @@ impl Session {
         let Some(offer) = pending else {
             return Vec::new();
         };
-        let json = protocol::to_json(&RelayedAnswer {
-            action: "announce",
-            info_hash: answer.info_hash,
-            peer_id: answer.peer_id,
-            answer: answer.answer,
-            offer_id: answer.offer_id,
-        });
+        let json = protocol::relayed_answer(
+            answer.info_hash,
+            answer.peer_id,
+            answer.answer,
+            answer.offer_id,
+        );
         match offer
             .reply_to
             .try_send(Delivery::Message(json.into_boxed_str()))
@@ -489,22 +476,5 @@ impl Session {
         for (info_hash, peer_id) in self.memberships.drain(..) {
             self.shared.registry.leave(&info_hash, &peer_id, self.id);
         }
-    }
-}
-
-/// The `action` of a message that failed validation, for the failure reply.
-fn action_of(text: &str) -> Option<&'static str> {
-    #[derive(serde::Deserialize)]
-    struct Sniff<'a> {
-        #[serde(borrow)]
-        action: Option<std::borrow::Cow<'a, str>>,
-    }
-    let sniff: Sniff = serde_json::from_str(text).ok()?;
-    match sniff.action.as_deref()? {
-        "announce" => Some("announce"),
-        "scrape" => Some("scrape"),
-        "hash_report" => Some("hash_report"),
-        "hash_query" => Some("hash_query"),
-        _ => None,
     }
 }

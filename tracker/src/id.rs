@@ -48,6 +48,46 @@ impl Id20 {
         self.0.iter().map(|&b| char::from(b)).collect()
     }
 
+    /// Appends the id as a quoted JSON string, escaped exactly as `serde_json` escapes it, without
+    /// an intermediate allocation (the relay's hot path builds its messages with this).
+    pub fn write_json(&self, out: &mut String) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        out.push('"');
+        for &byte in &self.0 {
+            match byte {
+                b'"' => out.push_str("\\\""),
+                b'\\' => out.push_str("\\\\"),
+                b'\n' => out.push_str("\\n"),
+                b'\r' => out.push_str("\\r"),
+                b'\t' => out.push_str("\\t"),
+                0x08 => out.push_str("\\b"),
+                0x0c => out.push_str("\\f"),
+                0..0x20 => {
+                    out.push_str("\\u00");
+                    out.push(char::from(HEX[usize::from(byte >> 4)]));
+                    out.push(char::from(HEX[usize::from(byte & 0xf)]));
+                }
+                _ => out.push(char::from(byte)),
+            }
+        }
+        out.push('"');
+    }
+
+    /// The length in bytes of what [`Id20::write_json`] appends.
+    pub fn json_len(&self) -> usize {
+        let escaped: usize = self
+            .0
+            .iter()
+            .map(|&byte| match byte {
+                b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
+                0..0x20 => 6,
+                0x80.. => 2,
+                _ => 1,
+            })
+            .sum();
+        escaped + 2
+    }
+
     /// Lower-case hex, for logs.
     pub fn to_hex(&self) -> String {
         self.0.iter().map(|b| format!("{b:02x}")).collect()
@@ -62,7 +102,14 @@ impl fmt::Debug for Id20 {
 
 impl Serialize for Id20 {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.to_binary_string())
+        // Each byte is one code point of at most two UTF-8 bytes: encode on the stack.
+        let mut buffer = [0u8; 40];
+        let mut len = 0;
+        for &byte in &self.0 {
+            len += char::from(byte).encode_utf8(&mut buffer[len..]).len();
+        }
+        let text = std::str::from_utf8(&buffer[..len]).map_err(serde::ser::Error::custom)?;
+        serializer.serialize_str(text)
     }
 }
 
@@ -78,6 +125,18 @@ mod tests {
         }
         let id = Id20(raw);
         assert_eq!(Id20::parse(&id.to_binary_string()), Ok(id));
+    }
+
+    #[test]
+    fn json_form_matches_serde_json_for_every_byte() {
+        for first in 0..=255u8 {
+            let id = Id20(std::array::from_fn(|i| first.wrapping_add(i as u8 * 13)));
+            let mut ours = String::new();
+            id.write_json(&mut ours);
+            assert_eq!(ours, serde_json::to_string(&id.to_binary_string()).unwrap());
+            assert_eq!(ours, serde_json::to_string(&id).unwrap());
+            assert_eq!(ours.len(), id.json_len());
+        }
     }
 
     #[test]

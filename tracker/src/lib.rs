@@ -12,6 +12,7 @@ pub mod limits;
 pub mod matching;
 pub mod metrics;
 pub mod protocol;
+pub mod read_ahead;
 pub mod registry;
 pub mod relay;
 pub mod server;

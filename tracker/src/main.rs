@@ -1,6 +1,7 @@
 //! The `tracker` binary: loads the configuration, serves until SIGTERM or Ctrl-C, reloads GeoIP
 //! databases on SIGHUP.
 
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tracing_subscriber::EnvFilter;
 use tracker::Tracker;
 use tracker::config::{Config, LogFormat};
@@ -15,8 +16,11 @@ async fn main() -> anyhow::Result<()> {
         },
     };
     init_logging(&config)?;
+    // Installed before the port opens: a signal that arrives once clients can connect is never
+    // met by the default action (SIGHUP would otherwise kill the process).
+    let signals = Signals::install()?;
     let tracker = Tracker::start(config).await?;
-    wait_for_termination(&tracker).await?;
+    signals.wait_for_termination(&tracker).await;
     tracker.shutdown().await;
     Ok(())
 }
@@ -31,15 +35,30 @@ fn init_logging(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_for_termination(tracker: &Tracker) -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut hangup = signal(SignalKind::hangup())?;
-    loop {
-        tokio::select! {
-            _ = terminate.recv() => return Ok(()),
-            _ = tokio::signal::ctrl_c() => return Ok(()),
-            _ = hangup.recv() => tracker.reload_geoip(),
+/// The signals the tracker acts on.
+struct Signals {
+    terminate: Signal,
+    interrupt: Signal,
+    hangup: Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Self> {
+        Ok(Self {
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+            hangup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    /// Reloads the GeoIP databases on SIGHUP; returns on SIGTERM or SIGINT (Ctrl-C).
+    async fn wait_for_termination(mut self, tracker: &Tracker) {
+        loop {
+            tokio::select! {
+                _ = self.terminate.recv() => return,
+                _ = self.interrupt.recv() => return,
+                _ = self.hangup.recv() => tracker.reload_geoip(),
+            }
         }
     }
 }

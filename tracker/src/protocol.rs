@@ -5,6 +5,9 @@
 
 use std::borrow::Cow;
 
+use std::fmt;
+
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -182,10 +185,8 @@ pub struct ParseLimits {
 struct Wire<'a> {
     #[serde(borrow)]
     action: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    info_hash: Option<OneOrMany<'a>>,
-    #[serde(borrow)]
-    peer_id: Option<Cow<'a, str>>,
+    info_hash: Option<WireHashes>,
+    peer_id: Option<WireId>,
     #[serde(borrow)]
     event: Option<Cow<'a, str>>,
     numwant: Option<u32>,
@@ -194,10 +195,8 @@ struct Wire<'a> {
     offers: Option<Vec<WireOffer<'a>>>,
     #[serde(borrow)]
     answer: Option<&'a RawValue>,
-    #[serde(borrow)]
-    to_peer_id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    offer_id: Option<Cow<'a, str>>,
+    to_peer_id: Option<WireId>,
+    offer_id: Option<WireId>,
     ext: Option<PeerExtension>,
     #[serde(borrow)]
     segment: Option<Cow<'a, str>>,
@@ -207,19 +206,60 @@ struct Wire<'a> {
     sha256: Option<Cow<'a, str>>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum OneOrMany<'a> {
-    One(#[serde(borrow)] Cow<'a, str>),
-    Many(#[serde(borrow)] Vec<Cow<'a, str>>),
+/// An identifier field as received: the id if the string is a valid one, else why not.
+/// Read straight from the JSON string, escaped or not, without allocating.
+struct WireId(Result<Id20, IdError>);
+
+impl<'de> Deserialize<'de> for WireId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct IdVisitor;
+        impl Visitor<'_> for IdVisitor {
+            type Value = WireId;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<WireId, E> {
+                Ok(WireId(Id20::parse(text)))
+            }
+        }
+        deserializer.deserialize_str(IdVisitor)
+    }
+}
+
+/// `info_hash`: one id, or a list of them (scrape).
+enum WireHashes {
+    One(WireId),
+    Many(Vec<WireId>),
+}
+
+impl<'de> Deserialize<'de> for WireHashes {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct HashesVisitor;
+        impl<'de> Visitor<'de> for HashesVisitor {
+            type Value = WireHashes;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or an array of strings")
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<WireHashes, E> {
+                Ok(WireHashes::One(WireId(Id20::parse(text))))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<WireHashes, A::Error> {
+                let mut list = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+                while let Some(id) = seq.next_element::<WireId>()? {
+                    list.push(id);
+                }
+                Ok(WireHashes::Many(list))
+            }
+        }
+        deserializer.deserialize_any(HashesVisitor)
+    }
 }
 
 #[derive(Deserialize)]
 struct WireOffer<'a> {
     #[serde(borrow)]
     offer: &'a RawValue,
-    #[serde(borrow)]
-    offer_id: Cow<'a, str>,
+    offer_id: WireId,
 }
 
 /// Longest segment name accepted in the hash extension.
@@ -242,26 +282,43 @@ pub fn parse<'a>(text: &'a str, limits: ParseLimits) -> Result<Request<'a>, Prot
     }
 }
 
-/// The `info_hash` of a message if it has exactly one valid one, for error replies.
-pub fn sniff_info_hash(text: &str) -> Option<Id20> {
+/// What can be said of a refused message for its failure reply: its known `action` and its
+/// `info_hash` if it has exactly one valid one. One parse for both.
+pub fn sniff<'a>(text: &'a str) -> (Option<&'static str>, Option<Id20>) {
+    // Raw values, so that a field of the wrong type does not hide the other one.
     #[derive(Deserialize)]
     struct Sniff<'a> {
         #[serde(borrow)]
-        info_hash: Option<Cow<'a, str>>,
+        action: Option<&'a RawValue>,
+        #[serde(borrow)]
+        info_hash: Option<&'a RawValue>,
     }
-    let sniff: Sniff = serde_json::from_str(text).ok()?;
-    Id20::parse(sniff.info_hash.as_deref()?).ok()
+    let Ok(sniff) = serde_json::from_str::<Sniff>(text) else {
+        return (None, None);
+    };
+    let string = |raw: Option<&'a RawValue>| -> Option<Cow<'a, str>> {
+        serde_json::from_str(raw?.get()).ok()
+    };
+    let action = match string(sniff.action).as_deref() {
+        Some("announce") => Some("announce"),
+        Some("scrape") => Some("scrape"),
+        Some("hash_report") => Some("hash_report"),
+        Some("hash_query") => Some("hash_query"),
+        _ => None,
+    };
+    let info_hash = string(sniff.info_hash).and_then(|hash| Id20::parse(&hash).ok());
+    (action, info_hash)
 }
 
-fn id(field: &'static str, value: Option<&Cow<'_, str>>) -> Result<Id20, ProtocolError> {
-    let text = value.ok_or(ProtocolError::Missing(field))?;
-    Id20::parse(text).map_err(|error| ProtocolError::InvalidId { field, error })
+fn id(field: &'static str, value: Option<&WireId>) -> Result<Id20, ProtocolError> {
+    let parsed = value.ok_or(ProtocolError::Missing(field))?.0;
+    parsed.map_err(|error| ProtocolError::InvalidId { field, error })
 }
 
 fn single_info_hash(wire: &Wire<'_>) -> Result<Id20, ProtocolError> {
     match &wire.info_hash {
-        Some(OneOrMany::One(text)) => id("info_hash", Some(text)),
-        Some(OneOrMany::Many(_)) => Err(ProtocolError::Invalid {
+        Some(WireHashes::One(text)) => id("info_hash", Some(text)),
+        Some(WireHashes::Many(_)) => Err(ProtocolError::Invalid {
             field: "info_hash",
             problem: "must be one string here",
         }),
@@ -340,8 +397,8 @@ fn parse_answer<'a>(wire: Wire<'a>) -> Result<Answer<'a>, ProtocolError> {
 
 fn parse_scrape(wire: Wire<'_>, limits: ParseLimits) -> Result<Vec<Id20>, ProtocolError> {
     let hashes = match &wire.info_hash {
-        Some(OneOrMany::One(text)) => vec![id("info_hash", Some(text))?],
-        Some(OneOrMany::Many(list)) => {
+        Some(WireHashes::One(text)) => vec![id("info_hash", Some(text))?],
+        Some(WireHashes::Many(list)) => {
             if list.len() > limits.max_list {
                 return Err(ProtocolError::Invalid {
                     field: "info_hash",
@@ -438,34 +495,43 @@ pub struct AnnounceReply<'a> {
     pub warning: Option<&'a str>,
 }
 
-/// An offer relayed to the peer chosen to receive it.
-#[derive(Serialize)]
-pub struct RelayedOffer<'a> {
-    /// Always `announce`.
-    pub action: &'static str,
-    /// The swarm.
-    pub info_hash: Id20,
-    /// The offering peer.
-    pub peer_id: Id20,
-    /// The offer, verbatim.
-    pub offer: &'a RawValue,
-    /// The offer's id, to be echoed in the answer.
-    pub offer_id: Id20,
+/// The text of an offer relayed to the peer chosen to receive it:
+/// `{"action":"announce","info_hash","peer_id","offer","offer_id"}`, `peer_id` being the offering
+/// peer and `offer` the client's `{type, sdp}` object spliced in verbatim.
+pub fn relayed_offer(info_hash: Id20, peer_id: Id20, offer: &RawValue, offer_id: Id20) -> String {
+    relayed(info_hash, peer_id, "offer", offer, offer_id)
 }
 
-/// An answer relayed back to the peer that made the offer.
-#[derive(Serialize)]
-pub struct RelayedAnswer<'a> {
-    /// Always `announce`.
-    pub action: &'static str,
-    /// The swarm.
-    pub info_hash: Id20,
-    /// The answering peer.
-    pub peer_id: Id20,
-    /// The answer, verbatim.
-    pub answer: &'a RawValue,
-    /// The offer this answers.
-    pub offer_id: Id20,
+/// The text of an answer relayed back to the peer that made the offer:
+/// `{"action":"announce","info_hash","peer_id","answer","offer_id"}`, `peer_id` being the
+/// answering peer and `answer` spliced in verbatim.
+pub fn relayed_answer(info_hash: Id20, peer_id: Id20, answer: &RawValue, offer_id: Id20) -> String {
+    relayed(info_hash, peer_id, "answer", answer, offer_id)
+}
+
+/// Builds a relayed offer or answer in one allocation of the right size, without re-encoding the
+/// SDP (the same bytes `serde_json` would write for these fields in this order).
+fn relayed(info_hash: Id20, peer_id: Id20, key: &str, raw: &RawValue, offer_id: Id20) -> String {
+    // Exactly the final length: the text then becomes the frame's bytes without reallocating.
+    let len = r#"{"action":"announce","info_hash":,"peer_id":,"":,"offer_id":}"#.len()
+        + key.len()
+        + raw.get().len()
+        + info_hash.json_len()
+        + peer_id.json_len()
+        + offer_id.json_len();
+    let mut out = String::with_capacity(len);
+    out.push_str("{\"action\":\"announce\",\"info_hash\":");
+    info_hash.write_json(&mut out);
+    out.push_str(",\"peer_id\":");
+    peer_id.write_json(&mut out);
+    out.push_str(",\"");
+    out.push_str(key);
+    out.push_str("\":");
+    out.push_str(raw.get());
+    out.push_str(",\"offer_id\":");
+    offer_id.write_json(&mut out);
+    out.push('}');
+    out
 }
 
 /// Per-swarm figures in a scrape reply.
@@ -566,6 +632,39 @@ mod tests {
             let error = parse(text, LIMITS).unwrap_err().to_string();
             assert!(error.starts_with(expected), "{text}: {error}");
         }
+    }
+
+    #[test]
+    fn relayed_messages_equal_what_serde_json_writes() {
+        let offer: &RawValue = serde_json::from_str(r#"{"type":"offer","sdp":"v=0\r\n"}"#).unwrap();
+        let (hash, peer) = (
+            Id20([0x22; 20]),
+            Id20(std::array::from_fn(|i| i as u8 * 11)),
+        );
+        let offer_id = Id20([0xe9; 20]);
+        let expected = serde_json::json!({
+            "action": "announce", "info_hash": hash, "peer_id": peer, "offer": offer, "offer_id": offer_id,
+        });
+        let text = relayed_offer(hash, peer, offer, offer_id);
+        assert_eq!(text.len(), text.capacity());
+        let ours: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(ours, expected);
+        let text = relayed_answer(hash, peer, offer, offer_id);
+        assert!(
+            text.starts_with(r#"{"action":"announce","info_hash":"\"\""#),
+            "{text}"
+        );
+        assert!(text.contains(r#","answer":{"type":"offer","sdp":"v=0\r\n"},"offer_id":"#));
+    }
+
+    #[test]
+    fn sniff_finds_action_and_info_hash_of_refused_messages() {
+        let text = format!(r#"{{"action":"scrape","info_hash":"{A}","peer_id":7}}"#);
+        assert_eq!(sniff(&text), (Some("scrape"), Some(Id20([b'a'; 20]))));
+        assert_eq!(sniff(r#"{"action":"dance","info_hash":"x"}"#), (None, None));
+        let odd = r#"{"action":"announce","info_hash":["x"]}"#;
+        assert_eq!(sniff(odd), (Some("announce"), None));
+        assert_eq!(sniff("not json"), (None, None));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! [`SwarmRegistry`] is the seam for several replicas: [`MemoryRegistry`] keeps one process's
 //! swarms in sharded maps; a shared implementation can keep them elsewhere.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -117,7 +117,9 @@ pub struct MatchingConfig {
 struct Member {
     connection: ConnectionId,
     route: Route,
-    locality: Arc<Locality>,
+    /// A copy, not the connection's `Arc`: ranking reads it for hundreds of members per
+    /// announce, and inline in the map it costs no pointer chase (cache miss) each.
+    locality: Locality,
     ext: PeerExtension,
     complete: bool,
     last_seen: Instant,
@@ -161,7 +163,7 @@ impl Swarm {
         let member = Member {
             connection: peer.connection,
             route: peer.route,
-            locality: peer.locality,
+            locality: Locality::clone(&peer.locality),
             ext: peer.ext,
             complete: peer.complete,
             last_seen: Instant::now(),
@@ -185,22 +187,24 @@ impl Swarm {
         }
     }
 
-    /// Indices into `peers` worth ranking: a random window of the sender's own group and a
-    /// random window of the whole swarm.
+    /// Indices into `peers` worth ranking, without repeats: the whole swarm when it is small,
+    /// else a random window of the sender's own group and a random window of the whole swarm.
     fn candidates(&self, from: &Member, limit: usize, rng: &mut impl Rng) -> Vec<usize> {
-        let mut picked = HashSet::with_capacity(limit.min(self.peers.len()));
+        if self.peers.len() <= limit {
+            return (0..self.peers.len()).collect();
+        }
+        let mut picked = Vec::with_capacity(limit + limit / 4);
         if let Some(group) = self.groups.get(&Group::of(&from.locality)) {
-            for i in random_window(group.len(), limit / 4, rng) {
-                if let Some(index) = group
+            picked.extend(random_window(group.len(), limit / 4, rng).filter_map(|i| {
+                group
                     .get_index(i)
                     .and_then(|id| self.peers.get_index_of(id))
-                {
-                    picked.insert(index);
-                }
-            }
+            }));
         }
         picked.extend(random_window(self.peers.len(), limit, rng));
-        picked.into_iter().collect()
+        picked.sort_unstable();
+        picked.dedup();
+        picked
     }
 
     fn select(
@@ -213,14 +217,16 @@ impl Swarm {
         let Some(from) = self.peers.get(from_id) else {
             return Vec::new();
         };
+        // Only eligible candidates are ranked; whether their connection is still open is checked
+        // for the winners alone (a closed one is about to leave the swarm anyway).
         let mut ranked: Vec<_> = self
             .candidates(from, config.max_candidates, rng)
             .into_iter()
             .filter_map(|index| {
                 let (id, member) = self.peers.get_index(index)?;
-                let eligible = id != from_id
-                    && (from.ext.upload || member.ext.upload)
-                    && !member.route.is_closed();
+                if id == from_id || !(from.ext.upload || member.ext.upload) {
+                    return None;
+                }
                 let load = Load {
                     recent_offers: member.recent_offers,
                     capacity: member.ext.capacity,
@@ -234,12 +240,33 @@ impl Swarm {
                     config.nearby_km,
                     rng.random(),
                 );
-                eligible.then_some((key, index))
+                Some((key, index))
             })
             .collect();
-        ranked.sort_unstable();
-        ranked.truncate(want);
-        ranked
+        let mut chosen = Vec::with_capacity(want.min(ranked.len()));
+        let mut start = 0;
+        // Partial selection: bring the best `need` to the front, sort only those, keep the open
+        // ones; repeat on the rest only if some were closed.
+        while chosen.len() < want && start < ranked.len() {
+            let rest = &mut ranked[start..];
+            let take = (want - chosen.len()).min(rest.len());
+            if rest.len() > take {
+                rest.select_nth_unstable(take - 1);
+            }
+            rest[..take].sort_unstable();
+            chosen.extend(
+                rest[..take]
+                    .iter()
+                    .filter(|(_, index)| {
+                        self.peers
+                            .get_index(*index)
+                            .is_some_and(|(_, member)| !member.route.is_closed())
+                    })
+                    .copied(),
+            );
+            start += take;
+        }
+        chosen
             .into_iter()
             .filter_map(|(key, index)| {
                 let (id, member) = self.peers.get_index_mut(index)?;
@@ -414,6 +441,29 @@ mod tests {
             assert_ne!(target.peer_id, Id20([1; 20]));
             assert_eq!(target.tier, Tier::Asn);
         }
+    }
+
+    #[test]
+    fn closed_connections_are_skipped_and_the_next_best_taken() {
+        let registry = MemoryRegistry::new(CONFIG);
+        let swarm = Id20([9; 20]);
+        let mut open = Vec::new();
+        for n in 2..=9 {
+            let (record, rx) = peer(n, &format!("10.{n}.0.1"), Some(u32::from(n)), true);
+            registry.announce(swarm, record, 0).unwrap();
+            // Even peers close their connection without leaving yet.
+            if n % 2 == 1 {
+                open.push(rx);
+            }
+        }
+        let (me, _rx) = peer(1, "10.1.0.1", Some(1), true);
+        let outcome = registry.announce(swarm, me, 3).unwrap();
+        let mut ids: Vec<u8> = outcome.targets.iter().map(|t| t.peer_id.0[0]).collect();
+        ids.sort_unstable();
+        assert_eq!(ids.len(), 3);
+        assert!(ids.iter().all(|n| n % 2 == 1), "{ids:?}");
+        let all = registry.announce(swarm, peer(1, "10.1.0.1", Some(1), true).0, 8);
+        assert_eq!(all.unwrap().targets.len(), 4);
     }
 
     #[test]

@@ -24,6 +24,7 @@ use crate::hashes::{HashBook, HashConfig};
 use crate::http::{self, RequestHead};
 use crate::limits::ConnectionsPerIp;
 use crate::metrics::Metrics;
+use crate::read_ahead::ReadAhead;
 use crate::registry::{MatchingConfig, MemoryRegistry, SwarmRegistry};
 
 /// State shared by every connection of one tracker.
@@ -97,7 +98,8 @@ impl Tracker {
         };
         let websocket = WebSocketConfig::default()
             .read_buffer_size(2048)
-            .write_buffer_size(0)
+            // Frames collect until the connection flushes its batch (one write for several).
+            .write_buffer_size(64 * 1024)
             .max_write_buffer_size(config.max_frame_size.saturating_mul(4).max(1 << 20))
             .max_message_size(Some(config.max_frame_size))
             .max_frame_size(Some(config.max_frame_size));
@@ -300,6 +302,7 @@ async fn upgrade<S>(
         return;
     }
     let config = Some(shared.websocket);
+    let stream = ReadAhead::new(stream);
     let socket =
         WebSocketStream::from_partially_read(stream, head.into_rest(), Role::Server, config).await;
     connection::run(shared, socket, client, slot).await;

@@ -4,123 +4,15 @@
 
 mod support;
 
-use std::collections::BTreeMap;
-use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use ipnet::IpNet;
-use mmdb_writer::Writer;
-use serde::Serialize;
+use serde_json::json;
+use support::geoip::{
+    ALL, LYON_ISP_C, PARIS_ISP_A, PARIS_ISP_B, Place, TOKYO_ISP_D, scratch_dir, source,
+    write_asn_db, write_city_db,
+};
 use support::{Client, id, metric, start};
-
-#[derive(Serialize)]
-struct Asn {
-    autonomous_system_number: u32,
-    autonomous_system_organization: String,
-}
-
-#[derive(Serialize)]
-struct Country {
-    iso_code: String,
-}
-
-#[derive(Serialize)]
-struct Location {
-    latitude: f64,
-    longitude: f64,
-}
-
-#[derive(Serialize)]
-struct City {
-    city: BTreeMap<String, BTreeMap<String, String>>,
-    country: Country,
-    location: Location,
-}
-
-/// A made-up place: the /16 it covers, its ISP, country and coordinates.
-struct Place {
-    network: &'static str,
-    asn: u32,
-    country: &'static str,
-    coordinates: (f64, f64),
-}
-
-const PARIS_ISP_A: Place = Place {
-    network: "127.1.0.0/16",
-    asn: 64501,
-    country: "FR",
-    coordinates: (48.85, 2.35),
-};
-const PARIS_ISP_B: Place = Place {
-    network: "127.2.0.0/16",
-    asn: 64502,
-    country: "FR",
-    coordinates: (48.86, 2.34),
-};
-const LYON_ISP_C: Place = Place {
-    network: "127.3.0.0/16",
-    asn: 64503,
-    country: "FR",
-    coordinates: (45.76, 4.84),
-};
-const TOKYO_ISP_D: Place = Place {
-    network: "127.4.0.0/16",
-    asn: 64504,
-    country: "JP",
-    coordinates: (35.68, 139.69),
-};
-const ALL: [&Place; 4] = [&PARIS_ISP_A, &PARIS_ISP_B, &LYON_ISP_C, &TOKYO_ISP_D];
-
-fn scratch_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tracker-geo-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn write_asn_db(path: &Path, places: &[&Place]) {
-    let mut writer = Writer::new("GeoLite2-ASN");
-    for place in places {
-        let record = Asn {
-            autonomous_system_number: place.asn,
-            autonomous_system_organization: format!("Test ISP {}", place.asn),
-        };
-        writer
-            .insert(place.network.parse::<IpNet>().unwrap(), &record)
-            .unwrap();
-    }
-    std::fs::write(path, writer.to_bytes().unwrap()).unwrap();
-}
-
-fn write_city_db(path: &Path, places: &[&Place]) {
-    let mut writer = Writer::new("GeoLite2-City");
-    for place in places {
-        let names = BTreeMap::from([("en".to_string(), format!("City of {}", place.asn))]);
-        let record = City {
-            city: BTreeMap::from([("names".to_string(), names)]),
-            country: Country {
-                iso_code: place.country.into(),
-            },
-            location: Location {
-                latitude: place.coordinates.0,
-                longitude: place.coordinates.1,
-            },
-        };
-        writer
-            .insert(place.network.parse::<IpNet>().unwrap(), &record)
-            .unwrap();
-    }
-    std::fs::write(path, writer.to_bytes().unwrap()).unwrap();
-}
-
-fn source(place: &Place, host: u8) -> IpAddr {
-    let network: IpNet = place.network.parse().unwrap();
-    let IpAddr::V4(base) = network.network() else {
-        unreachable!()
-    };
-    let octets = base.octets();
-    IpAddr::from([octets[0], octets[1], 0, host])
-}
 
 /// Which of `receivers` got an offer (at most one offer is sent per announce here).
 async fn who_got_the_offer(receivers: &mut [(&str, Client)]) -> Vec<String> {
@@ -303,5 +195,115 @@ async fn databases_reload_without_a_restart() {
     );
     assert!(far.try_recv(Duration::from_millis(200)).await.is_none());
     tracker.reload_geoip(); // what SIGHUP does; must keep working
+    tracker.shutdown().await;
+}
+
+/// Connects from `source` with one extra request header.
+async fn connect_via(
+    tracker: SocketAddr,
+    source: IpAddr,
+    header: &'static str,
+    value: &'static str,
+) -> Result<Client, tokio_tungstenite::tungstenite::Error> {
+    Client::try_connect_with_headers(tracker, source, &[(header, value)]).await
+}
+
+/// Whether the tracker refused the WebSocket with HTTP 429 (too many connections per address).
+fn refused_with_429(result: Result<Client, tokio_tungstenite::tungstenite::Error>) -> bool {
+    matches!(result, Err(tokio_tungstenite::tungstenite::Error::Http(response)) if response.status() == 429)
+}
+
+#[tokio::test]
+async fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
+    let tracker = start(|c| {
+        c.trusted_proxies = vec!["127.0.0.7/32".parse().unwrap()];
+        c.max_connections_per_ip = 1;
+    })
+    .await;
+    let addr = tracker.local_addr();
+    let proxy: IpAddr = "127.0.0.7".parse().unwrap();
+    let untrusted: IpAddr = "127.0.0.8".parse().unwrap();
+    let connect = |source, header, value| connect_via(addr, source, header, value);
+
+    // Through the trusted proxy, each forwarded client is counted (one connection per address)
+    // and located by its own address: the rightmost hop that is not a trusted proxy.
+    let swarm = id(b'S', 5);
+    let mut near = connect(proxy, "X-Forwarded-For", "127.50.1.20")
+        .await
+        .unwrap();
+    near.announce(&swarm, &id(b'R', 1), 0).await;
+    let mut far = connect(proxy, "Forwarded", "for=\"127.60.0.1:4711\";proto=https")
+        .await
+        .unwrap();
+    far.announce(&swarm, &id(b'R', 2), 0).await;
+    assert!(refused_with_429(
+        connect(proxy, "X-Forwarded-For", "127.50.1.20").await
+    ));
+    let mut offerer = connect(proxy, "X-Forwarded-For", "6.6.6.6, 127.50.1.99, 127.0.0.7")
+        .await
+        .unwrap();
+    offerer.announce(&swarm, &id(b'O', 1), 1).await;
+    let mut receivers = [("near", near), ("far", far)];
+    assert_eq!(who_got_the_offer(&mut receivers).await, vec!["near"]);
+    assert_eq!(
+        metric(addr, "tracker_offers_relayed_total{tier=\"prefix_narrow\"}").await,
+        1.0
+    );
+
+    // From an untrusted peer the headers are ignored: its own address is counted.
+    let _first = connect(untrusted, "X-Forwarded-For", "127.70.0.1")
+        .await
+        .unwrap();
+    assert!(refused_with_429(
+        connect(untrusted, "X-Forwarded-For", "127.70.0.2").await
+    ));
+    tracker.shutdown().await;
+}
+
+#[tokio::test]
+async fn extension_hints_steer_offers_over_the_wire() {
+    let tracker = start(|_| {}).await;
+    let addr = tracker.local_addr();
+    let swarm = id(b'S', 6);
+    let mut receivers = Vec::new();
+    for (n, (name, ext)) in [
+        ("download-only", json!({"upload": false, "position": 95.0})),
+        ("far-in-the-video", json!({"position": 3000.0})),
+        (
+            "same-position",
+            json!({"position": 100.0, "capacity": 500_000}),
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut client = Client::connect(addr).await;
+        let mut message = support::announce(&swarm, &id(b'R', n as u8), 0);
+        message["ext"] = ext;
+        client.send(&message).await;
+        assert_eq!(client.recv_action_reply().await["action"], "announce");
+        receivers.push((name, client));
+    }
+    let mut offerer = Client::connect(addr).await;
+    let announce_with = |offers| {
+        let mut message = support::announce(&swarm, &id(b'O', 1), offers);
+        message["ext"] = json!({"upload": false, "position": 90.0});
+        message
+    };
+    // One offer: the peer at the same playback position, never the other download-only peer.
+    offerer.send(&announce_with(1)).await;
+    offerer.recv_action_reply().await;
+    assert_eq!(
+        who_got_the_offer(&mut receivers).await,
+        vec!["same-position"]
+    );
+    // Three offers: each uploading peer gets one; the download-only peer still none.
+    offerer.send(&announce_with(3)).await;
+    let reply = offerer.recv_action_reply().await;
+    assert_eq!(reply["incomplete"], 4);
+    assert_eq!(
+        who_got_the_offer(&mut receivers).await,
+        vec!["far-in-the-video", "same-position"]
+    );
     tracker.shutdown().await;
 }

@@ -281,3 +281,55 @@ async fn http_endpoints_and_graceful_shutdown() {
         "no longer accepting"
     );
 }
+
+#[tokio::test]
+async fn offers_to_a_peer_that_stopped_reading_are_dropped_with_a_warning() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let tracker = start(|c| {
+        c.outgoing_queue = 1;
+        c.max_messages_per_second = 1000;
+    })
+    .await;
+    let addr = tracker.local_addr();
+    let swarm = id(b'S', 9);
+    // A receiver with a tiny socket receive buffer that reads its announce reply, then nothing.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    let (mut stuck, _) = tokio_tungstenite::client_async(format!("ws://{addr}/"), stream)
+        .await
+        .unwrap();
+    let announce = support::announce(&swarm, &id(b'R', 1), 0).to_string();
+    stuck.send(Message::text(announce)).await.unwrap();
+    assert!(matches!(stuck.next().await, Some(Ok(Message::Text(_)))));
+
+    let mut offerer = Client::connect(addr).await;
+    let mut warned = None;
+    for round in 0..200u8 {
+        let mut message = support::announce(&swarm, &id(b'O', 1), 1);
+        message["offers"][0]["offer"]["sdp"] = json!("a".repeat(30_000));
+        message["offers"][0]["offer_id"] = json!(id(0xF1, round));
+        offerer.send(&message).await;
+        let reply = offerer.recv_action_reply().await;
+        if let Some(warning) = reply.get("warning message") {
+            warned = Some((round, warning.clone()));
+            break;
+        }
+    }
+    let (round, warning) = warned.expect("a full queue shows up as a warning");
+    assert_eq!(
+        warning,
+        "some offers could not be delivered: peers are busy"
+    );
+    assert!(round >= 1, "the first offers were queued");
+    assert!(metric(addr, "tracker_deliveries_dropped_total").await >= 1.0);
+    // The offerer's own connection is unaffected.
+    assert_eq!(
+        offerer.announce(&swarm, &id(b'O', 1), 0).await["incomplete"],
+        2
+    );
+    drop(stuck);
+    tracker.shutdown().await;
+}

@@ -1,4 +1,5 @@
-//! Readings of a process from `/proc`: resident memory and CPU time.
+//! Readings of a process from `/proc`: resident memory, CPU time, and time spent waiting for a
+//! CPU.
 
 /// Clock ticks per second of `/proc/<pid>/stat` times (`USER_HZ`, 100 on Linux).
 const TICKS_PER_SECOND: f64 = 100.0;
@@ -26,6 +27,22 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
     Some((user + system) / TICKS_PER_SECOND)
 }
 
+/// Seconds the threads of process `pid` have spent runnable but waiting for a CPU, summed over
+/// its threads (`/proc/<pid>/task/*/schedstat`, second field, in nanoseconds), or `None` if it
+/// cannot be read. On a machine shared with other work this is where latency comes from.
+pub fn cpu_wait_seconds(pid: u32) -> Option<f64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut nanoseconds = 0u64;
+    for task in tasks.flatten() {
+        // A thread may exit between the listing and the reading.
+        let Ok(schedstat) = std::fs::read_to_string(task.path().join("schedstat")) else {
+            continue;
+        };
+        nanoseconds += schedstat.split(' ').nth(1)?.trim().parse::<u64>().ok()?;
+    }
+    Some(nanoseconds as f64 / 1e9)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -41,5 +58,7 @@ mod tests {
         }
         assert!(cpu_seconds(std::process::id()).unwrap() > 0.0);
         assert_eq!(cpu_seconds(u32::MAX), None);
+        assert!(cpu_wait_seconds(std::process::id()).unwrap() >= 0.0);
+        assert_eq!(cpu_wait_seconds(u32::MAX), None);
     }
 }

@@ -166,6 +166,11 @@ pub struct Window {
     pub relayed_messages_per_server_cpu_second: Option<f64>,
     /// CPU the load generator used, in cores.
     pub loadgen_cpu_cores: f64,
+    /// Time the tracker's threads were runnable but waiting for a CPU, in thread-seconds per
+    /// second (from schedstat), when its pid is known: queueing for the CPU, not in the tracker.
+    pub server_cpu_wait: Option<f64>,
+    /// The same for the load generator's threads.
+    pub loadgen_cpu_wait: Option<f64>,
 }
 
 impl Window {
@@ -200,6 +205,8 @@ impl Window {
             server_cpu_cores: None,
             relayed_messages_per_server_cpu_second: None,
             loadgen_cpu_cores: 0.0,
+            server_cpu_wait: None,
+            loadgen_cpu_wait: None,
         }
     }
 
@@ -213,13 +220,31 @@ impl Window {
         self
     }
 
+    /// Adds the time the tracker's and the load generator's threads waited for a CPU (seconds
+    /// in the window, summed over threads).
+    pub fn with_cpu_wait(
+        mut self,
+        server_seconds: Option<f64>,
+        loadgen_seconds: Option<f64>,
+    ) -> Self {
+        self.server_cpu_wait = server_seconds.map(|wait| wait / self.seconds);
+        self.loadgen_cpu_wait = loadgen_seconds.map(|wait| wait / self.seconds);
+        self
+    }
+
     /// One line for the human-readable progress output.
     pub fn describe(&self) -> String {
         let server_cpu = self.server_cpu_cores.map_or(String::new(), |cores| {
             format!(" | tracker cpu {cores:.2} cores")
         });
+        let wait = |value: Option<f64>| value.map_or("?".to_owned(), |w| format!("{w:.2}"));
+        let cpu_wait = format!(
+            " | waiting for a CPU: server {} generator {} thread-s/s",
+            wait(self.server_cpu_wait),
+            wait(self.loadgen_cpu_wait)
+        );
         format!(
-            "target {:>8.0} ann/s | sent {:>8.0} ann/s {:>9.0} offers/s | relayed {:>9.0} offers/s {:>9.0} answers/s = {:>9.0} msg/s | offer latency p50 {:>7.2} ms p99 {:>8.2} ms | failures {} conn errors {}{server_cpu} loadgen cpu {:.2} cores",
+            "target {:>8.0} ann/s | sent {:>8.0} ann/s {:>9.0} offers/s | relayed {:>9.0} offers/s {:>9.0} answers/s = {:>9.0} msg/s | offer latency p50 {:>7.2} ms p99 {:>8.2} ms | failures {} conn errors {}{server_cpu} loadgen cpu {:.2} cores{cpu_wait}",
             self.target_announces_per_sec,
             self.announces_per_sec,
             self.offers_sent_per_sec,

@@ -96,17 +96,30 @@ async fn measure(session: &Session, config: &Config, rate: f64, seconds: f64) ->
             procfs::cpu_seconds(std::process::id()).unwrap_or(0.0),
         )
     };
+    let cpu_wait = || {
+        let server = config.tracker_pid.and_then(procfs::cpu_wait_seconds);
+        (server, procfs::cpu_wait_seconds(std::process::id()))
+    };
     let start = session.snapshot();
     let (server_before, loadgen_before) = cpu();
+    let (server_wait_before, loadgen_wait_before) = cpu_wait();
     let started = Instant::now();
     tokio::time::sleep(Config::seconds(seconds)).await;
     let end = session.snapshot();
     let (server_after, loadgen_after) = cpu();
-    let server = server_before
-        .zip(server_after)
-        .map(|(before, after)| after - before);
+    let (server_wait_after, loadgen_wait_after) = cpu_wait();
+    let difference = |before: Option<f64>, after: Option<f64>| {
+        before.zip(after).map(|(before, after)| after - before)
+    };
     let window = Window::between(&start, &end, started.elapsed(), rate)
-        .with_cpu(server, loadgen_after - loadgen_before);
+        .with_cpu(
+            difference(server_before, server_after),
+            loadgen_after - loadgen_before,
+        )
+        .with_cpu_wait(
+            difference(server_wait_before, server_wait_after),
+            difference(loadgen_wait_before, loadgen_wait_after),
+        );
     eprintln!("{}", window.describe());
     window
 }

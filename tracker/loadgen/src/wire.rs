@@ -62,8 +62,11 @@ pub fn decode_id(raw: &str) -> Option<Id20> {
         let code = if c == '\\' {
             match chars.next()? {
                 'u' => {
-                    let hex: String = chars.by_ref().take(4).collect();
-                    u32::from_str_radix(&hex, 16).ok()?
+                    let mut code = 0;
+                    for _ in 0..4 {
+                        code = code * 16 + chars.next()?.to_digit(16)?;
+                    }
+                    code
                 }
                 'n' => 0x0a,
                 'r' => 0x0d,
@@ -173,80 +176,141 @@ pub enum Incoming<'a> {
     Other,
 }
 
-/// Classifies a tracker message without parsing it fully. Keys are located by their quoted name
-/// followed by a colon, which cannot occur inside a JSON string value (its quotes are escaped).
+/// Classifies a tracker message without parsing it fully: one pass over its top-level keys,
+/// skipping values (the SDPs) without decoding them.
 pub fn classify(message: &str) -> Incoming<'_> {
-    if has_key(message, "failure reason") {
+    let mut failure = false;
+    let mut answer = false;
+    let mut offer = false;
+    let (mut info_hash, mut peer_id, mut offer_id) = (None, None, None);
+    for (key, value) in TopLevel::new(message) {
+        match key {
+            "failure reason" => failure = true,
+            "answer" => answer = true,
+            "offer" => offer = true,
+            "info_hash" => info_hash = string_content(value),
+            "peer_id" => peer_id = string_content(value),
+            "offer_id" => offer_id = string_content(value),
+            _ => {}
+        }
+    }
+    if failure {
         return Incoming::Failure;
     }
-    if has_key(message, "answer") {
-        return match string_field(message, "offer_id") {
-            Some(offer_id) => Incoming::Answer(offer_id),
-            None => Incoming::Other,
-        };
+    if answer {
+        return offer_id.map_or(Incoming::Other, Incoming::Answer);
     }
-    if has_key(message, "offer") {
-        let fields = (
-            string_field(message, "info_hash"),
-            string_field(message, "peer_id"),
-            string_field(message, "offer_id"),
-        );
-        if let (Some(info_hash), Some(peer_id), Some(offer_id)) = fields {
-            return Incoming::Offer(RelayedOffer {
-                info_hash,
-                peer_id,
-                offer_id,
-            });
-        }
+    if let (true, Some(info_hash), Some(peer_id), Some(offer_id)) =
+        (offer, info_hash, peer_id, offer_id)
+    {
+        return Incoming::Offer(RelayedOffer {
+            info_hash,
+            peer_id,
+            offer_id,
+        });
     }
     Incoming::Other
 }
 
-/// The position just after `"key":` (and any spaces), if the key occurs.
-fn value_start(message: &str, key: &str) -> Option<usize> {
-    let bytes = message.as_bytes();
-    let mut from = 0;
-    while let Some(found) = message[from..].find(key) {
-        let start = from + found;
-        let end = start + key.len();
-        from = end;
-        if start == 0 || bytes[start - 1] != b'"' || bytes.get(end) != Some(&b'"') {
-            continue;
+/// The raw content of a JSON string value (escapes kept), if `value` is a string.
+fn string_content(value: &str) -> Option<&str> {
+    value.strip_prefix('"')?.strip_suffix('"')
+}
+
+/// The `(raw key, raw value)` pairs of a JSON object's top level, in order. Stops at the first
+/// thing that is not well-formed JSON.
+struct TopLevel<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> TopLevel<'a> {
+    fn new(text: &'a str) -> Self {
+        let bytes = text.as_bytes();
+        let at = skip_spaces(bytes, 0);
+        // Past the opening brace, or at the end when there is none.
+        let at = if bytes.get(at) == Some(&b'{') {
+            at + 1
+        } else {
+            bytes.len()
+        };
+        Self { text, at }
+    }
+}
+
+impl<'a> Iterator for TopLevel<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let bytes = self.text.as_bytes();
+        let mut at = skip_spaces(bytes, self.at);
+        if bytes.get(at) == Some(&b',') {
+            at = skip_spaces(bytes, at + 1);
         }
-        let mut at = end + 1;
-        while bytes.get(at) == Some(&b' ') {
-            at += 1;
+        if bytes.get(at) != Some(&b'"') {
+            self.at = bytes.len();
+            return None;
         }
+        let key_end = string_end(bytes, at)?;
+        let key = self.text.get(at + 1..key_end - 1)?;
+        at = skip_spaces(bytes, key_end);
         if bytes.get(at) != Some(&b':') {
-            continue;
+            self.at = bytes.len();
+            return None;
         }
+        let start = skip_spaces(bytes, at + 1);
+        let end = value_end(bytes, start)?;
+        self.at = end;
+        Some((key, self.text.get(start..end)?.trim_end()))
+    }
+}
+
+fn skip_spaces(bytes: &[u8], mut at: usize) -> usize {
+    while bytes.get(at).is_some_and(u8::is_ascii_whitespace) {
         at += 1;
-        while bytes.get(at) == Some(&b' ') {
-            at += 1;
+    }
+    at
+}
+
+/// Just past the closing quote of the string that opens at `start`.
+fn string_end(bytes: &[u8], start: usize) -> Option<usize> {
+    let mut at = start + 1;
+    // Vectorised search for the next quote or backslash: SDPs are long strings.
+    while let Some(found) = memchr::memchr2(b'"', b'\\', bytes.get(at..)?) {
+        at += found;
+        if bytes[at] == b'"' {
+            return Some(at + 1);
         }
-        return Some(at);
+        at += 2;
     }
     None
 }
 
-fn has_key(message: &str, key: &str) -> bool {
-    value_start(message, key).is_some()
-}
-
-/// The raw content of the string value of `key`.
-fn string_field<'a>(message: &'a str, key: &str) -> Option<&'a str> {
-    let start = value_start(message, key)?;
-    let bytes = message.as_bytes();
-    if bytes.get(start) != Some(&b'"') {
-        return None;
-    }
-    let mut at = start + 1;
+/// Just past the value that starts at `start` (a string, an object or array, or a scalar).
+fn value_end(bytes: &[u8], start: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut at = start;
     while at < bytes.len() {
         match bytes[at] {
-            b'\\' => at += 2,
-            b'"' => return Some(&message[start + 1..at]),
-            _ => at += 1,
+            b'"' => {
+                at = string_end(bytes, at)?;
+                if depth == 0 {
+                    return Some(at);
+                }
+                continue;
+            }
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' if depth == 0 => return Some(at),
+            b'}' | b']' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(at + 1);
+                }
+            }
+            b',' if depth == 0 => return Some(at),
+            _ => {}
         }
+        at += 1;
     }
     None
 }
@@ -371,5 +435,17 @@ mod tests {
             r#"{"action":"announce","interval":120,"info_hash":"i","complete":0,"incomplete":3}"#;
         assert_eq!(classify(reply), Incoming::Other);
         assert_eq!(classify("not json"), Incoming::Other);
+        let spaced =
+            r#"{ "offer" : {"sdp":"a}b"} , "offer_id" : "o", "info_hash":"i", "peer_id":"p" }"#;
+        assert_eq!(
+            classify(spaced),
+            Incoming::Offer(RelayedOffer {
+                info_hash: "i",
+                peer_id: "p",
+                offer_id: "o"
+            })
+        );
+        let nested = r#"{"action":"announce","offer":{"type":"offer","sdp":"x"},"x":{"answer":1}}"#;
+        assert_eq!(classify(nested), Incoming::Other);
     }
 }

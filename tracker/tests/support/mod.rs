@@ -2,6 +2,8 @@
 //! optionally bound to a chosen loopback source address.
 #![allow(dead_code)]
 
+pub mod geoip;
+
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -43,14 +45,29 @@ impl Client {
 
     /// Connects with the socket bound to `source` (any 127.x.y.z works on Linux).
     pub async fn connect_from(tracker: SocketAddr, source: IpAddr) -> Self {
+        Self::try_connect_with_headers(tracker, source, &[])
+            .await
+            .unwrap()
+    }
+
+    /// Connects from `source` with extra request headers (e.g. `X-Forwarded-For`); the error
+    /// is the tracker's refusal (e.g. HTTP 429).
+    pub async fn try_connect_with_headers(
+        tracker: SocketAddr,
+        source: IpAddr,
+        headers: &[(&'static str, &str)],
+    ) -> Result<Self, tokio_tungstenite::tungstenite::Error> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let socket = TcpSocket::new_v4().unwrap();
         socket.bind(SocketAddr::new(source, 0)).unwrap();
         let stream = socket.connect(tracker).await.unwrap();
-        let url = format!("ws://{tracker}/");
-        let (socket, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream))
-            .await
-            .unwrap();
-        Self { socket }
+        let mut request = format!("ws://{tracker}/").into_client_request().unwrap();
+        for (name, value) in headers {
+            request.headers_mut().append(*name, value.parse().unwrap());
+        }
+        let (socket, _) =
+            tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream)).await?;
+        Ok(Self { socket })
     }
 
     /// Sends a JSON value.
@@ -98,6 +115,18 @@ impl Client {
                 Err(_) => return false,
                 Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(Message::Close(_)))) => return true,
                 Ok(Some(Ok(_))) => continue,
+            }
+        }
+    }
+
+    /// The close code the tracker sent within `wait` (`None`: no close frame arrived).
+    pub async fn close_code(&mut self, wait: Duration) -> Option<u16> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(deadline, self.socket.next()).await {
+                Ok(Some(Ok(Message::Close(frame)))) => return frame.map(|f| f.code.into()),
+                Ok(Some(Ok(_))) => continue,
+                _ => return None,
             }
         }
     }
