@@ -1,7 +1,8 @@
 //! The test origin: an HTTP server that serves an HLS folder as VOD or as a live sliding window,
 //! with `Range`, CORS, and per-path faults (latency, bandwidth cap, 5xx, truncation, stalls)
 //! set at start or at run time through `POST /_control/faults`; `GET /_stats` counts requests
-//! and bytes per path.
+//! and bytes per path. Next to each media playlist it serves the sidecar hash list
+//! `PLAYLIST.hashes` that peers verify peer-delivered segments against ([`hashes`]).
 //!
 //! Start it in-process on a listener of your own:
 //!
@@ -20,6 +21,7 @@
 #![warn(missing_docs)]
 
 pub mod faults;
+pub mod hashes;
 pub mod live;
 pub mod sample;
 pub mod server;

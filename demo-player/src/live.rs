@@ -154,6 +154,20 @@ impl LiveStream {
         Some(playlist.render(first, completed))
     }
 
+    /// The segments of the live playlist at `path` right now, as their index in the folder's
+    /// playlist and the URI the live playlist writes; `None` when `path` is not a media playlist.
+    pub fn listed(&self, path: &str, now: Instant) -> Option<Vec<(usize, String)>> {
+        let playlist = self.playlist_at(path)?;
+        let completed = playlist.completed(self.clock(now, playlist));
+        let first = completed.saturating_sub(self.config.window_segments);
+        let count = playlist.ends.len() as u64;
+        Some(
+            (first..completed)
+                .map(|seq| ((seq % count) as usize, playlist.live_uri(seq)))
+                .collect(),
+        )
+    }
+
     /// Whether segment `path` at sequence number `seq` may be served now; `None` when `path` is
     /// not a segment of a live playlist.
     pub fn check_segment(&self, path: &str, seq: u64, now: Instant) -> Option<SegmentCheck> {
@@ -212,6 +226,14 @@ impl LoopedPlaylist {
         loops as u64 * self.ends.len() as u64 + in_loop as u64
     }
 
+    /// The URI the live playlist writes for sequence number `seq`: the file's URI plus `seq=N`.
+    fn live_uri(&self, seq: u64) -> String {
+        let count = self.ends.len() as u64;
+        let uri = &self.template.segments[(seq % count) as usize].uri;
+        let separator = if uri.contains('?') { '&' } else { '?' };
+        format!("{uri}{separator}seq={seq}")
+    }
+
     /// The live playlist holding sequence numbers `first..end`.
     fn render(&self, first: u64, end: u64) -> String {
         let count = self.ends.len() as u64;
@@ -223,8 +245,7 @@ impl LoopedPlaylist {
         live.segments = (first..end)
             .map(|seq| {
                 let mut segment = self.template.segments[(seq % count) as usize].clone();
-                let separator = if segment.uri.contains('?') { '&' } else { '?' };
-                segment.uri = format!("{}{separator}seq={seq}", segment.uri);
+                segment.uri = self.live_uri(seq);
                 segment.discontinuity = seq % count == 0 && seq != first;
                 segment
             })
@@ -237,7 +258,7 @@ impl LoopedPlaylist {
 }
 
 /// The request path of `uri` found in a playlist served from request directory `dir` (ending in `/`).
-fn resolve(dir: &str, uri: &str) -> String {
+pub(crate) fn resolve(dir: &str, uri: &str) -> String {
     let path = uri.split(['?', '#']).next().unwrap_or_default();
     if path.starts_with('/') {
         path.to_owned()
@@ -247,7 +268,7 @@ fn resolve(dir: &str, uri: &str) -> String {
 }
 
 /// Collects `(request path, file)` for every `.m3u8` under `dir`.
-fn find_playlists(
+pub(crate) fn find_playlists(
     dir: &Path,
     request_dir: &str,
     depth: usize,

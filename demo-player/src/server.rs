@@ -21,6 +21,7 @@ use tower_http::cors::{Any, CorsLayer};
 use tower_http::services::ServeDir;
 
 use crate::faults::{AppliedFaults, Failure, FaultConfig, FaultConfigError, FaultTable};
+use crate::hashes::{self, SegmentHashes};
 use crate::live::{LiveConfig, LiveError, LiveStream, SegmentCheck};
 use crate::shaping::shape;
 use crate::stats::{Stats, StatsSnapshot};
@@ -65,6 +66,7 @@ pub struct RunningOrigin {
 struct Shared {
     serve_dir: ServeDir,
     live: Option<LiveStream>,
+    hashes: SegmentHashes,
     faults: FaultTable,
     stats: Stats,
     shutdown: CancellationToken,
@@ -87,9 +89,11 @@ pub async fn start(
         .live
         .map(|live| LiveStream::load(&config.media_dir, live))
         .transpose()?;
+    let hashes = SegmentHashes::load(&config.media_dir)?;
     let shared = Arc::new(Shared {
         serve_dir: ServeDir::new(&config.media_dir).append_index_html_on_directories(false),
         live,
+        hashes,
         faults,
         stats: Stats::default(),
         shutdown: CancellationToken::new(),
@@ -243,10 +247,21 @@ fn faults_for_body(faults: AppliedFaults, status: StatusCode) -> AppliedFaults {
 }
 
 async fn file_or_live(shared: &Shared, path: &str, request: Request) -> Response {
+    if let Some(playlist_path) = path.strip_suffix(hashes::SUFFIX) {
+        let list = match &shared.live {
+            Some(live) => live
+                .listed(playlist_path, Instant::now())
+                .and_then(|listed| shared.hashes.live_list(playlist_path, listed)),
+            None => shared.hashes.vod_list(playlist_path),
+        };
+        if let Some(list) = list {
+            return no_cache_text(request.method(), HASH_LIST_TYPE, list);
+        }
+    }
     if let Some(live) = &shared.live {
         let now = Instant::now();
         if let Some(playlist) = live.playlist(path, now) {
-            return live_playlist(request.method(), playlist);
+            return no_cache_text(request.method(), PLAYLIST_TYPE, playlist);
         }
         let Ok(Query(query)) = Query::<SegmentQuery>::try_from_uri(request.uri()) else {
             return (
@@ -279,17 +294,15 @@ async fn file_or_live(shared: &Shared, path: &str, request: Request) -> Response
     response
 }
 
-fn live_playlist(method: &Method, playlist: String) -> Response {
+/// A generated text (live playlist, hash list) that changes over time.
+fn no_cache_text(method: &Method, content_type: &'static str, text: String) -> Response {
     let headers = [
-        (
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(PLAYLIST_TYPE),
-        ),
+        (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
         (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
     ];
     // hyper leaves out the body of a HEAD response and keeps its length.
     match *method {
-        Method::GET | Method::HEAD => (headers, playlist).into_response(),
+        Method::GET | Method::HEAD => (headers, text).into_response(),
         _ => StatusCode::METHOD_NOT_ALLOWED.into_response(),
     }
 }
@@ -300,6 +313,7 @@ fn injected_status(status: u16) -> Response {
 }
 
 const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
+const HASH_LIST_TYPE: &str = "text/plain; charset=utf-8";
 
 /// The content type for a media file, by extension; `None` leaves the guessed type.
 fn content_type(path: &str) -> Option<&'static str> {
