@@ -14,7 +14,8 @@ pub enum IntegrityMode {
 /// Tunables of the [`crate::Engine`]. `Config::default()` suits 2–6 s segments.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Seed of the engine's random choices (which peer pulls from the CDN, peer selection).
+    /// Seed of the engine's random choices: its CDN-pull ticket and peer selection. Give every
+    /// viewer a different seed (e.g. a random one), or neighbours tie in the CDN-pull election.
     pub seed: u64,
     /// Segments due within this time come from the CDN unless a peer will finish in time.
     pub urgent_window: Duration,
@@ -36,7 +37,9 @@ pub struct Config {
     pub upload_slots: usize,
     /// Stop sending to a peer while its channel buffers more than this many bytes.
     pub max_buffered_amount: usize,
-    /// Expected number of peers per neighbourhood that pull a new live segment from the CDN.
+    /// Live: how many peers of a neighbourhood (the lowest-ranked tickets) pull a new segment
+    /// from the CDN at once, rounded up; more are seated each segment duration nobody offers
+    /// it. 0: nobody pulls ahead of the player.
     pub cdn_pull_fanout: f64,
     /// Live: segments kept this far behind the newest one.
     pub live_retention: u64,
@@ -54,6 +57,10 @@ pub struct Config {
     pub hash_query_interval: Duration,
     /// Delay before retrying a failed HTTP request.
     pub http_retry_delay: Duration,
+    /// Leave SHA-256 to the driver: instead of hashing inline, the engine emits
+    /// [`crate::Output::ComputeDigest`] and continues on [`crate::Input::DigestComputed`]
+    /// (for runtimes whose hashing is asynchronous, like the browser's `crypto.subtle`).
+    pub external_digest: bool,
 }
 
 impl Default for Config {
@@ -79,6 +86,7 @@ impl Default for Config {
             integrity: IntegrityMode::Required,
             hash_query_interval: Duration::from_secs(2),
             http_retry_delay: Duration::from_millis(200),
+            external_digest: false,
         }
     }
 }

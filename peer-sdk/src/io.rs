@@ -37,6 +37,11 @@ pub struct PeerId(pub u64);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RequestId(pub u64);
 
+/// Identifies one digest the engine asked the driver to compute
+/// (see [`crate::Config::external_digest`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DigestJob(pub u64);
+
 /// What the player is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PlaybackState {
@@ -118,6 +123,13 @@ pub enum Input<'a> {
         /// Its size in bytes.
         size: u64,
     },
+    /// The driver computed the SHA-256 asked for by [`Output::ComputeDigest`].
+    DigestComputed {
+        /// The job it answers.
+        job: DigestJob,
+        /// SHA-256 of the job's bytes.
+        sha256: Digest,
+    },
 }
 
 /// An action the driver must carry out, from [`crate::Engine::poll_output`].
@@ -171,6 +183,14 @@ pub enum Output {
     },
     /// Ask the tracker for the agreed hash of a segment; answered by [`Input::TrackerHash`].
     QueryHash(SegmentKey),
+    /// Compute the SHA-256 of `data` (e.g. with the browser's async `crypto.subtle`) and answer
+    /// with [`Input::DigestComputed`]. Only emitted when [`crate::Config::external_digest`] is set.
+    ComputeDigest {
+        /// The id to answer under.
+        job: DigestJob,
+        /// The bytes to hash.
+        data: Arc<[u8]>,
+    },
     /// Something an integrator may show or log.
     Event(Event),
 }

@@ -23,7 +23,12 @@ pub use config::{Config, IntegrityMode};
 pub use engine::Engine;
 pub use integrity::{HashList, SegmentHash};
 pub use io::{
-    DisconnectReason, Event, Input, Output, PeerId, PlaybackState, RequestId, SegmentInfo,
-    SegmentKey, SegmentSource,
+    DigestJob, DisconnectReason, Event, Input, Output, PeerId, PlaybackState, RequestId,
+    SegmentInfo, SegmentKey, SegmentSource,
 };
 pub use stats::Stats;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

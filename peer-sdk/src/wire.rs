@@ -63,6 +63,21 @@ pub enum Message<'a> {
         /// Segment sequence number.
         seq: u64,
     },
+    /// The sender's CDN-pull ticket, sent once after the handshake by a peer that uploads. For
+    /// each new live segment nobody holds yet, the peers whose tickets rank lowest for that
+    /// segment (see [`pull_rank`]) among a neighbourhood pull it from the CDN; the others wait
+    /// for it from peers.
+    Ticket(u64),
+}
+
+/// Where a peer holding `ticket` ranks for pulling live segment `seq` from the CDN (lowest
+/// first): a 64-bit mix of both, so each segment elects different peers.
+pub fn pull_rank(ticket: u64, seq: u64) -> u64 {
+    // SplitMix64's finaliser over the ticket combined with the sequence number.
+    let mut z = ticket ^ seq.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// Why a byte string is not a valid message.
@@ -95,6 +110,7 @@ const T_REQUEST: u8 = 0x04;
 const T_DATA: u8 = 0x05;
 const T_CANCEL: u8 = 0x06;
 const T_ABSENT: u8 = 0x07;
+const T_TICKET: u8 = 0x08;
 
 impl Message<'_> {
     /// Encodes the message into a new buffer.
@@ -155,6 +171,10 @@ impl Message<'_> {
                 out.push(T_ABSENT);
                 out.extend_from_slice(&seq.to_be_bytes());
             }
+            Message::Ticket(ticket) => {
+                out.push(T_TICKET);
+                out.extend_from_slice(&ticket.to_be_bytes());
+            }
         }
         out
     }
@@ -166,7 +186,7 @@ impl Message<'_> {
             Message::Lost(s) => 3 + 8 * s.len(),
             Message::Request { .. } => 17,
             Message::Data { payload, .. } => DATA_HEADER_LEN + payload.len(),
-            Message::Cancel { .. } | Message::Absent { .. } => 9,
+            Message::Cancel { .. } | Message::Absent { .. } | Message::Ticket(_) => 9,
         }
     }
 
@@ -240,6 +260,7 @@ impl Message<'_> {
             }
             T_CANCEL => Message::Cancel { seq: r.u64()? },
             T_ABSENT => Message::Absent { seq: r.u64()? },
+            T_TICKET => Message::Ticket(r.u64()?),
             other => return Err(DecodeError::UnknownType(other)),
         };
         if !r.rest.is_empty() {
@@ -328,6 +349,7 @@ mod tests {
                 }),
             any::<u64>().prop_map(|seq| Message::Cancel { seq }),
             any::<u64>().prop_map(|seq| Message::Absent { seq }),
+            any::<u64>().prop_map(Message::Ticket),
         ]
     }
 

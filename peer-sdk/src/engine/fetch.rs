@@ -2,24 +2,34 @@
 //! sources, the continuous deadline check, assembling bytes, and verification before storage.
 
 use super::store::Stored;
-use super::{Engine, SegmentState};
+use super::{Engine, Segment, SegmentState};
 use crate::config::IntegrityMode;
-use crate::integrity::{SegmentHash, sha256};
-use crate::io::{Event, Output, PeerId, RequestId, SegmentKey, SegmentSource};
+use crate::integrity::{Digest, SegmentHash, sha256};
+use crate::io::{DigestJob, Event, Output, PeerId, RequestId, SegmentKey, SegmentSource};
 use crate::ranges::RangeSet;
-use crate::wire::Message;
-use rand::Rng;
+use crate::wire::{Message, pull_rank};
 use rand::seq::SliceRandom;
 use std::ops::Range;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Peer bytes that failed verification and which peer sent which range of them.
-type Suspect = (Vec<u8>, Vec<(PeerId, Range<u64>)>);
+type Suspect = (Arc<[u8]>, Vec<(PeerId, Range<u64>)>);
+
+/// What a digest the driver computes (see [`crate::Config::external_digest`]) is for.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Purpose {
+    /// Verifying a segment assembled from peer bytes.
+    Verify(SegmentKey),
+    /// Reporting to the tracker the hash of a segment of this size fetched from the CDN.
+    Report(SegmentKey, u64),
+}
 
 /// Slack kept between a planned finish and a deadline.
 const MARGIN: Duration = Duration::from_millis(200);
-/// How often a live peer draws lots for pulling a segment nobody offers yet.
-const PULL_DRAW_INTERVAL: Duration = Duration::from_secs(2);
+/// A peer whose transfer was dropped as stalled or too slow is not asked again for that
+/// segment for this long.
+const HOPELESS_AVOID: Duration = Duration::from_secs(2);
 /// Most transfers we run from one peer at once.
 const MAX_PARTS_PER_PEER: usize = 2;
 
@@ -42,6 +52,12 @@ pub(super) struct Fetch {
     suspect: Option<Suspect>,
     /// All bytes arrived but no trusted hash yet.
     awaiting_hash: bool,
+    /// The complete segment, once every byte arrived.
+    assembled: Option<Arc<[u8]>>,
+    /// SHA-256 of `assembled`, once computed.
+    digest: Option<Digest>,
+    /// The driver is computing the digest under this job.
+    digest_job: Option<DigestJob>,
     retry_after: Duration,
 }
 
@@ -100,10 +116,34 @@ impl Engine {
         self.config.cdn_rtt + Duration::from_secs_f64(secs.min(3600.0))
     }
 
-    /// Live: while no neighbour has a new segment, every peer draws lots each
-    /// [`PULL_DRAW_INTERVAL`] with a probability that makes about `cdn_pull_fanout` pulls per
-    /// neighbourhood; the winner pulls it from the CDN, the others wait for it from peers.
-    pub(super) fn draw_cdn_pulls(&mut self) {
+    /// How long before a deadline the CDN must be asked for `bytes` at the latest: twice the
+    /// expected CDN time (estimates are noisy) plus [`MARGIN`].
+    fn fallback_lead(&self, bytes: u64) -> Duration {
+        self.cdn_time(bytes) * 2 + MARGIN
+    }
+
+    /// How long before its deadline a wanted segment turns urgent (CDN unless a peer is about
+    /// to finish): the urgent window, or longer when the CDN needs more for the missing bytes.
+    fn cdn_lead(&self, segment: &Segment) -> Duration {
+        let missing = match &segment.state {
+            SegmentState::Fetching(fetch) => fetch
+                .size
+                .map(|size| size.saturating_sub(fetch.received.len())),
+            _ => segment.size_hint,
+        };
+        self.config
+            .urgent_window
+            .max(self.fallback_lead(missing.unwrap_or(0)))
+    }
+
+    /// Live: the CDN-pull election for new segments. While no neighbour offers a new segment,
+    /// the `cdn_pull_fanout` uploading peers whose tickets rank lowest for it (see
+    /// [`crate::wire::pull_rank`]) among this peer and its neighbours pull it from the CDN at
+    /// once; the others wait for it from peers. Every peer ranks the same tickets the same way,
+    /// so a neighbourhood agrees on its pullers without a message. If nobody offers the segment
+    /// one segment duration later (the puller left or is slow), the election is held again
+    /// with more seats.
+    pub(super) fn elect_cdn_pulls(&mut self) {
         let Some(rendition) = self.active_rendition else {
             return;
         };
@@ -116,28 +156,40 @@ impl Engine {
                     seq: u64::MAX,
                 },
             )
-            .filter(|(_, s)| s.next_pull_draw.is_some_and(|t| t <= now))
+            .filter(|(_, s)| s.next_pull_election.is_some_and(|t| t <= now))
             .map(|(key, _)| *key)
             .collect();
+        let seats_per_round = self.config.cdn_pull_fanout.max(0.0).ceil() as usize;
         for key in due {
-            let missing = matches!(self.segments[&key].state, SegmentState::Missing);
+            let missing = match &self.segments[&key].state {
+                SegmentState::Missing => true,
+                SegmentState::Fetching(fetch) => fetch.is_idle(),
+                SegmentState::Stored(_) => false,
+            };
             let offered = self
                 .peers
                 .values()
                 .any(|p| p.rendition == rendition && p.have.contains_key(&key.seq));
-            if !missing || offered {
-                if let Some(segment) = self.segments.get_mut(&key) {
-                    segment.next_pull_draw = None;
-                }
+            let mine = pull_rank(self.ticket, key.seq);
+            let ranked_lower = self
+                .peers
+                .values()
+                .filter(|p| p.rendition == rendition && p.uploads_to_us)
+                .filter_map(|p| p.ticket)
+                .filter(|&ticket| pull_rank(ticket, key.seq) < mine)
+                .count();
+            let Some(segment) = self.segments.get_mut(&key) else {
+                continue;
+            };
+            if !missing || offered || !self.config.upload {
+                segment.next_pull_election = None;
                 continue;
             }
-            let probability =
-                self.config.cdn_pull_fanout / (self.neighbours(rendition) as f64 + 1.0);
-            let won = self.rng.random::<f64>() < probability;
-            if let Some(segment) = self.segments.get_mut(&key) {
-                segment.next_pull_draw = (!won).then_some(now + PULL_DRAW_INTERVAL);
-            }
-            if won {
+            segment.pull_rounds += 1;
+            let seats = seats_per_round * segment.pull_rounds as usize;
+            let elected = ranked_lower < seats;
+            segment.next_pull_election = (!elected).then(|| now + segment.info.duration);
+            if elected {
                 self.fetch_mut_or_start(key);
                 self.start_cdn(key, None);
             }
@@ -329,7 +381,7 @@ impl Engine {
             return;
         };
         let deadline = self.deadline(segment).unwrap_or(now);
-        let urgent = deadline <= now + self.config.urgent_window;
+        let urgent = deadline <= now + self.cdn_lead(segment);
         let (cdn_only, retry_after, uncovered, awaiting) = match &segment.state {
             SegmentState::Fetching(f) => {
                 (f.cdn_only, f.retry_after, f.uncovered(), f.awaiting_hash)
@@ -415,7 +467,7 @@ impl Engine {
             }
             if fetch.awaiting_hash {
                 let size = fetch.size.unwrap_or_default();
-                if deadline.is_some_and(|d| now + self.cdn_time(size) + MARGIN >= d) {
+                if deadline.is_some_and(|d| now + self.fallback_lead(size) >= d) {
                     hash_timeouts.push(*key);
                 } else if segment
                     .hash_queried_at
@@ -426,9 +478,9 @@ impl Engine {
             }
         }
         for (key, peer) in drops {
-            self.send(peer, Message::Cancel { seq: key.seq }.encode());
+            self.cancel(peer, key.seq);
             self.drop_peer_parts(key, peer);
-            self.avoid_peer(key, peer, Duration::MAX);
+            self.avoid_peer(key, peer, HOPELESS_AVOID);
         }
         for key in queries {
             self.query_hash(key);
@@ -462,24 +514,25 @@ impl Engine {
         let cdn = self.cdn_time(remaining);
         if rate <= 0.0 {
             // Nothing measured yet: wait for data until the CDN would have to start.
-            return now + cdn + MARGIN >= deadline;
+            return now + self.fallback_lead(remaining) >= deadline;
         }
         let eta = Duration::from_secs_f64((remaining as f64 / rate).min(3600.0));
-        // At the last moment the CDN could still make it, keep only a clearly fast transfer.
-        let last_call = now + cdn + MARGIN >= deadline;
+        // At the last moment the CDN could still make it, keep only a transfer that would finish
+        // in time even at a third of its measured rate.
+        let last_call = now + self.fallback_lead(remaining) >= deadline;
         (now + eta + MARGIN > deadline && eta > cdn)
-            || (last_call && now + eta.mul_f64(1.5) + MARGIN > deadline)
+            || (last_call && now + eta.mul_f64(3.0) + MARGIN > deadline)
     }
 
     /// Times at which [`Engine::check_transfers`] or the scheduler may act.
     pub(super) fn fetch_wake_times(&self, consider: &mut impl FnMut(Duration)) {
         for segment in self.segments.values() {
-            if let Some(t) = segment.next_pull_draw {
+            if let Some(t) = segment.next_pull_election {
                 consider(t);
             }
             let deadline = self.deadline(segment);
             if let (Some(d), Some(_)) = (deadline, segment.wanted_since) {
-                consider(d.saturating_sub(self.config.urgent_window));
+                consider(d.saturating_sub(self.cdn_lead(segment)));
             }
             let SegmentState::Fetching(fetch) = &segment.state else {
                 continue;
@@ -500,13 +553,12 @@ impl Engine {
                 consider(part.last_progress + self.config.peer_stall_timeout);
                 consider(part.last_progress + 3 * self.config.peer_stall_timeout);
                 if let Some(d) = deadline {
-                    let cdn = self.cdn_time(part.range.end - part.next);
-                    consider(d.saturating_sub(cdn + MARGIN));
+                    consider(d.saturating_sub(self.fallback_lead(part.range.end - part.next)));
                 }
             }
             if fetch.awaiting_hash {
                 if let Some(d) = deadline {
-                    consider(d.saturating_sub(self.cdn_time(fetch.size.unwrap_or(0)) + MARGIN));
+                    consider(d.saturating_sub(self.fallback_lead(fetch.size.unwrap_or(0))));
                 }
                 if let Some(at) = segment.hash_queried_at {
                     consider(at + self.config.hash_query_interval);
@@ -548,7 +600,7 @@ impl Engine {
                     if let Some(p) = self.peers.get_mut(&peer) {
                         p.active_parts -= 1;
                     }
-                    self.send(peer, Message::Cancel { seq: key.seq }.encode());
+                    self.cancel(peer, key.seq);
                 }
             }
         }
@@ -561,6 +613,10 @@ impl Engine {
         let key = SegmentKey { rendition, seq };
         let len = payload.len() as u64;
         let now = self.now;
+        let cancelled = self
+            .peers
+            .get(&peer)
+            .is_some_and(|p| p.cancelled.contains(&seq));
         let Some(fetch) = self.fetch_mut(key) else {
             return self.on_unsolicited(peer, len);
         };
@@ -570,6 +626,10 @@ impl Engine {
         };
         let part = &mut fetch.parts[index];
         if part.next != offset || offset + len > part.range.end {
+            if cancelled {
+                // In flight from a request we cancelled before asking again.
+                return self.on_unsolicited(peer, len);
+            }
             // Data must follow the request in order and stay inside it.
             self.drop_peer_parts(key, peer);
             return self.violation(peer);
@@ -689,9 +749,9 @@ impl Engine {
     }
 
     /// Once every byte is in: verify (if any came from peers) and store, or react to failure.
+    /// Verification may wait for a trusted hash, and (with an external digest) for the driver.
     fn try_complete(&mut self, key: SegmentKey) {
-        let integrity = self.config.integrity;
-        let live = self.live;
+        let check = self.config.integrity == IntegrityMode::Required;
         let Some(segment) = self.segments.get_mut(&key) else {
             return;
         };
@@ -702,42 +762,55 @@ impl Engine {
         let Some(size) = fetch.size else {
             return;
         };
-        if !fetch.parts.is_empty() || !fetch.received.contains(&(0..size)) {
-            return;
-        }
-        fetch.data.truncate(size as usize);
-        let verified = if fetch.from_peers == 0 || integrity == IntegrityMode::Off {
-            true
-        } else {
-            match trusted {
-                Some(hash) => hash.size == size && hash.sha256 == sha256(&fetch.data),
-                None => {
-                    fetch.awaiting_hash = true;
-                    return self.query_hash(key);
+        let data = match &fetch.assembled {
+            Some(data) => data.clone(),
+            None => {
+                if !fetch.parts.is_empty() || !fetch.received.contains(&(0..size)) {
+                    return;
                 }
+                let mut data = std::mem::take(&mut fetch.data);
+                data.truncate(size as usize);
+                let data: Arc<[u8]> = data.into();
+                fetch.assembled = Some(data.clone());
+                data
             }
         };
-        let fetch = std::mem::take(fetch);
+        let verified = if fetch.from_peers == 0 || !check {
+            true
+        } else {
+            let Some(hash) = trusted else {
+                fetch.awaiting_hash = true;
+                return self.query_hash(key);
+            };
+            let digest = match (fetch.digest, fetch.digest_job) {
+                (Some(digest), _) => digest,
+                (None, Some(_)) => return,
+                (None, None) => match self.digest(&data, Purpose::Verify(key)) {
+                    Some(digest) => digest,
+                    None => return,
+                },
+            };
+            hash.size == size && hash.sha256 == digest
+        };
+        let Some(fetch) = self.fetch_mut(key).map(std::mem::take) else {
+            return;
+        };
         if !verified {
             self.stats.integrity_failures += 1;
             self.push(Output::Event(Event::IntegrityFailure(key)));
             self.refetch_from_cdn(key, true);
             if let Some(f) = self.fetch_mut(key) {
-                f.suspect = Some((fetch.data, fetch.peer_ranges));
+                f.suspect = Some((data, fetch.peer_ranges));
             }
             return;
         }
         if let Some((suspect_data, ranges)) = &fetch.suspect {
-            self.ban_senders_of_corrupt_bytes(&fetch.data, suspect_data, ranges);
+            self.ban_senders_of_corrupt_bytes(&data, suspect_data, ranges);
         }
-        let data: std::sync::Arc<[u8]> = fetch.data.into();
-        if fetch.from_peers == 0 && trusted.is_none() && live {
-            let digest = sha256(&data);
-            self.push(Output::ReportHash {
-                key,
-                sha256: digest,
-                size,
-            });
+        if fetch.from_peers == 0 && trusted.is_none() && self.live {
+            if let Some(sha256) = self.digest(&data, Purpose::Report(key, size)) {
+                self.push(Output::ReportHash { key, sha256, size });
+            }
         }
         let source = match (fetch.from_peers, fetch.from_cdn) {
             (0, _) => SegmentSource::Cdn,
@@ -745,6 +818,49 @@ impl Engine {
             _ => SegmentSource::Mixed,
         };
         self.store(key, Stored { data, source });
+    }
+
+    /// The SHA-256 of `data` now, or (with [`crate::Config::external_digest`]) `None` after
+    /// asking the driver for it; the answer continues `purpose` in [`Engine::on_digest`].
+    fn digest(&mut self, data: &Arc<[u8]>, purpose: Purpose) -> Option<Digest> {
+        if !self.config.external_digest {
+            return Some(sha256(data));
+        }
+        self.next_digest += 1;
+        let job = DigestJob(self.next_digest);
+        self.digests.insert(job, purpose);
+        if let Purpose::Verify(key) = purpose {
+            if let Some(fetch) = self.fetch_mut(key) {
+                fetch.digest_job = Some(job);
+            }
+        }
+        self.push(Output::ComputeDigest {
+            job,
+            data: data.clone(),
+        });
+        None
+    }
+
+    /// The driver computed a digest the engine asked for.
+    pub(super) fn on_digest(&mut self, job: DigestJob, digest: Digest) {
+        match self.digests.remove(&job) {
+            Some(Purpose::Verify(key)) => {
+                let Some(fetch) = self.fetch_mut(key) else {
+                    return;
+                };
+                if fetch.digest_job == Some(job) {
+                    fetch.digest_job = None;
+                    fetch.digest = Some(digest);
+                    self.try_complete(key);
+                }
+            }
+            Some(Purpose::Report(key, size)) => self.push(Output::ReportHash {
+                key,
+                sha256: digest,
+                size,
+            }),
+            None => {}
+        }
     }
 
     /// Compares the bytes each peer sent against the trusted CDN copy; bans the liars.

@@ -10,12 +10,14 @@ mod store;
 use crate::bandwidth::BandwidthEstimator;
 use crate::config::Config;
 use crate::integrity::SegmentHash;
-use crate::io::{Input, Output, PeerId, PlaybackState, RequestId, SegmentInfo, SegmentKey};
+use crate::io::{
+    DigestJob, Input, Output, PeerId, PlaybackState, RequestId, SegmentInfo, SegmentKey,
+};
 use crate::stats::Stats;
 use fetch::Fetch;
 use peers::Peer;
-use rand::SeedableRng;
 use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 use store::Stored;
@@ -46,6 +48,11 @@ pub struct Engine {
     /// Peers with queued requests, in arrival order; the first `upload_slots` are served.
     upload_order: VecDeque<PeerId>,
     stored_bytes: u64,
+    /// Digests the driver is computing, and what each is for.
+    digests: BTreeMap<DigestJob, fetch::Purpose>,
+    next_digest: u64,
+    /// This peer's CDN-pull ticket, announced to every peer (see [`crate::wire::Message::Ticket`]).
+    ticket: u64,
 }
 
 /// Where the player is, extrapolated in real time while playing.
@@ -67,8 +74,10 @@ struct Segment {
     /// When the player requested it (`None`: not requested, or already delivered).
     wanted_since: Option<Duration>,
     hash_queried_at: Option<Duration>,
-    /// Live: when this peer next draws lots for pulling the segment from the CDN.
-    next_pull_draw: Option<Duration>,
+    /// Live: when this peer next holds the CDN-pull election for this new segment.
+    next_pull_election: Option<Duration>,
+    /// Elections held so far for this segment (each one seats more pullers).
+    pull_rounds: u32,
 }
 
 enum SegmentState {
@@ -87,8 +96,10 @@ struct UploadBudget {
 impl Engine {
     /// A new engine with no peers and no segments.
     pub fn new(config: Config) -> Engine {
+        let mut rng = SmallRng::seed_from_u64(config.seed);
         Engine {
-            rng: SmallRng::seed_from_u64(config.seed),
+            ticket: rng.random(),
+            rng,
             bandwidth: BandwidthEstimator::new(config.initial_bandwidth),
             config,
             now: Duration::ZERO,
@@ -111,6 +122,8 @@ impl Engine {
             },
             stored_bytes: 0,
             upload_order: VecDeque::new(),
+            digests: BTreeMap::new(),
+            next_digest: 0,
         }
     }
 
@@ -147,6 +160,7 @@ impl Engine {
             Input::HttpFinished(request) => self.on_http_finished(request),
             Input::HttpFailed(request) => self.on_http_failed(request),
             Input::TrackerHash { key, sha256, size } => self.on_trusted_hash(key, sha256, size),
+            Input::DigestComputed { job, sha256 } => self.on_digest(job, sha256),
         }
         self.drive();
     }
@@ -235,7 +249,8 @@ impl Engine {
                     state: SegmentState::Missing,
                     wanted_since: None,
                     hash_queried_at: None,
-                    next_pull_draw: None,
+                    next_pull_election: None,
+                    pull_rounds: 0,
                 },
             );
             let newest = self.newest_seq.entry(rendition).or_insert(key.seq);
@@ -243,7 +258,7 @@ impl Engine {
             let fresh = previous_newest.is_some_and(|n| key.seq > n);
             if live && fresh {
                 if let Some(segment) = self.segments.get_mut(&key) {
-                    segment.next_pull_draw = Some(self.now);
+                    segment.next_pull_election = Some(self.now);
                 }
             }
         }
@@ -290,7 +305,7 @@ impl Engine {
 
     /// Runs every scheduling decision that may have changed.
     fn drive(&mut self) {
-        self.draw_cdn_pulls();
+        self.elect_cdn_pulls();
         self.check_transfers();
         self.schedule_fetches();
     }

@@ -15,6 +15,8 @@ const MAX_QUEUED_UPLOADS: usize = 64;
 const MAX_UNSOLICITED_BYTES: u64 = 2 << 20;
 /// After an `Absent`, the peer is asked again for that segment after this long.
 const RETRY_ABSENT_AFTER: Duration = Duration::from_millis(400);
+/// Segments cancelled at a peer that are remembered, to tolerate their data still in flight.
+const REMEMBERED_CANCELS: usize = 16;
 /// A new peer is protected from eviction by the connection cap for this long.
 const EVICTION_GRACE: Duration = Duration::from_secs(10);
 
@@ -35,6 +37,10 @@ pub(super) struct Peer {
     pub(super) active_parts: usize,
     /// Throughput of past transfers from this peer, bytes per second (0: unknown).
     pub(super) rate: f64,
+    /// The peer's CDN-pull ticket (see [`crate::wire::Message::Ticket`]), once it sent one.
+    pub(super) ticket: Option<u64>,
+    /// Segments we recently cancelled at this peer, newest last.
+    pub(super) cancelled: VecDeque<u64>,
 }
 
 /// A byte range a peer asked us for.
@@ -75,6 +81,8 @@ impl Engine {
                 unsolicited: 0,
                 active_parts: 0,
                 rate: 0.0,
+                ticket: None,
+                cancelled: VecDeque::new(),
             },
         );
         self.stats.peers_connected = self.peers.len();
@@ -89,6 +97,9 @@ impl Engine {
             upload_capacity: capacity,
         };
         self.send(peer, handshake.encode());
+        if self.config.upload {
+            self.send(peer, Message::Ticket(self.ticket).encode());
+        }
     }
 
     /// Drops the connected peer that gave us the fewest bytes (past its grace period).
@@ -150,6 +161,11 @@ impl Engine {
                 offset,
                 payload,
             } => self.on_data(peer, seq, u64::from(offset), payload),
+            Message::Ticket(ticket) => {
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    p.ticket = Some(ticket);
+                }
+            }
         }
     }
 
@@ -215,9 +231,10 @@ impl Engine {
             seq,
         };
         let end = u64::from(offset) + u64::from(length);
-        // A busy uploader turns new requesters away at once, so they ask someone else.
+        // An uploader whose slots are taken turns new requesters away at once, so they ask a
+        // peer that is free (queueing behind another transfer only delays them).
         let busy = !self.upload_order.contains(&peer)
-            && self.upload_order.len() >= 2 * self.config.upload_slots.max(1);
+            && self.upload_order.len() >= self.config.upload_slots.max(1);
         let servable = self.config.upload
             && !busy
             && matches!(self.segments.get(&key).map(|s| &s.state),
@@ -250,7 +267,10 @@ impl Engine {
             rendition: p.rendition,
             seq,
         };
+        // Absent names only the segment: drop every request for it at this peer (and cancel
+        // any the peer is still serving, tolerating their data in flight).
         self.drop_peer_parts(key, peer);
+        self.cancel(peer, seq);
         // Absent may mean busy: ask again a little later.
         self.avoid_peer(key, peer, RETRY_ABSENT_AFTER);
     }
@@ -390,6 +410,20 @@ impl Engine {
         }
     }
 
+    /// Tells a peer to stop sending a segment; its data already in flight is tolerated.
+    pub(super) fn cancel(&mut self, peer: PeerId, seq: u64) {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        if !p.cancelled.contains(&seq) {
+            if p.cancelled.len() >= REMEMBERED_CANCELS {
+                p.cancelled.pop_front();
+            }
+            p.cancelled.push_back(seq);
+        }
+        self.send(peer, Message::Cancel { seq }.encode());
+    }
+
     pub(super) fn send(&mut self, peer: PeerId, bytes: Vec<u8>) {
         self.push(Output::SendToPeer { peer, bytes });
     }
@@ -447,13 +481,5 @@ impl Engine {
         for seq in seqs {
             self.drop_peer_parts(SegmentKey { rendition, seq }, peer);
         }
-    }
-
-    /// Connected peers of a rendition that upload.
-    pub(super) fn neighbours(&self, rendition: u16) -> usize {
-        self.peers
-            .values()
-            .filter(|p| p.rendition == rendition && p.uploads_to_us)
-            .count()
     }
 }

@@ -67,13 +67,18 @@ fn delivered(outputs: &[Output]) -> Vec<(SegmentKey, Vec<u8>)> {
 /// An engine playing at media time 0, with segments 0..10 of `size` bytes listed, and one
 /// handshaken peer that has `peer_has`.
 fn setup(size: usize, hashed: bool, peer_has: &[u64]) -> Engine {
-    let mut engine = Engine::new(Config::default());
+    setup_with(Config::default(), false, size, hashed, peer_has)
+}
+
+/// [`setup`] with a given configuration, live or VOD.
+fn setup_with(config: Config, live: bool, size: usize, hashed: bool, peer_has: &[u64]) -> Engine {
+    let mut engine = Engine::new(config);
     let now = Duration::ZERO;
     let segments: Vec<SegmentInfo> = (0..10).map(|s| info(s, size, hashed)).collect();
     engine.handle(
         Input::Playlist {
             rendition: 0,
-            live: false,
+            live,
             segments: &segments,
         },
         now,
@@ -346,6 +351,141 @@ fn peer_data_waits_for_the_tracker_hash() {
     assert_eq!(delivered(&drain(&mut engine)), vec![(key(5), data)]);
 }
 
+fn digest_jobs(outputs: &[Output]) -> Vec<(DigestJob, Vec<u8>)> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::ComputeDigest { job, data } => Some((*job, data.to_vec())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn external_digest() -> Config {
+    Config {
+        external_digest: true,
+        ..Config::default()
+    }
+}
+
+#[test]
+fn external_digest_verifies_peer_data_only_after_the_driver_answers() {
+    let mut engine = setup_with(external_digest(), false, 40_000, true, &[5]);
+    engine.handle(Input::SegmentRequested(key(5)), Duration::ZERO);
+    drain(&mut engine);
+    let data = content(5, 40_000);
+    let at = Duration::from_millis(100);
+    send_data(&mut engine, PEER, 5, 0..40_000, &data, at);
+    let out = drain(&mut engine);
+    assert!(delivered(&out).is_empty(), "nothing before the digest");
+    let jobs = digest_jobs(&out);
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].1, data, "the driver hashes the assembled segment");
+    // A stale or unknown job changes nothing.
+    let stale = DigestJob(jobs[0].0.0 + 100);
+    engine.handle(
+        Input::DigestComputed {
+            job: stale,
+            sha256: sha256(&data),
+        },
+        at,
+    );
+    assert!(drain(&mut engine).is_empty());
+    engine.handle(
+        Input::DigestComputed {
+            job: jobs[0].0,
+            sha256: sha256(&data),
+        },
+        at,
+    );
+    let out = drain(&mut engine);
+    assert_eq!(delivered(&out), vec![(key(5), data)]);
+    assert!(digest_jobs(&out).is_empty());
+}
+
+#[test]
+fn external_digest_mismatch_is_an_integrity_failure() {
+    let mut engine = setup_with(external_digest(), false, 40_000, true, &[5]);
+    engine.handle(Input::SegmentRequested(key(5)), Duration::ZERO);
+    drain(&mut engine);
+    let mut bad = content(5, 40_000);
+    bad[7] ^= 1;
+    let at = Duration::from_millis(100);
+    send_data(&mut engine, PEER, 5, 0..40_000, &bad, at);
+    let (job, bytes) = digest_jobs(&drain(&mut engine)).remove(0);
+    engine.handle(
+        Input::DigestComputed {
+            job,
+            sha256: sha256(&bytes),
+        },
+        at,
+    );
+    let out = drain(&mut engine);
+    assert!(delivered(&out).is_empty());
+    assert!(out.contains(&Output::Event(Event::IntegrityFailure(key(5)))));
+    assert_eq!(http_requests(&out).len(), 1, "refetched from the CDN");
+}
+
+/// Fetches live segment 0 (no trusted hash) from the CDN and returns the outputs.
+fn fetch_live_segment_from_cdn(engine: &mut Engine, data: &[u8]) -> Vec<Output> {
+    engine.handle(Input::SegmentRequested(key(0)), Duration::ZERO);
+    let (request, _) = http_requests(&drain(engine))[0].clone();
+    let at = Duration::from_millis(50);
+    engine.handle(
+        Input::HttpData {
+            request,
+            bytes: data,
+        },
+        at,
+    );
+    engine.handle(Input::HttpFinished(request), at);
+    drain(engine)
+}
+
+#[test]
+fn cdn_segment_hash_is_reported_inline_by_default() {
+    let mut engine = setup_with(Config::default(), true, 40_000, false, &[]);
+    let data = content(0, 40_000);
+    let out = fetch_live_segment_from_cdn(&mut engine, &data);
+    assert_eq!(delivered(&out), vec![(key(0), data.clone())]);
+    assert!(digest_jobs(&out).is_empty());
+    assert!(out.contains(&Output::ReportHash {
+        key: key(0),
+        sha256: sha256(&data),
+        size: 40_000
+    }));
+}
+
+#[test]
+fn external_digest_reports_the_cdn_segment_hash_when_the_driver_answers() {
+    let mut engine = setup_with(external_digest(), true, 40_000, false, &[]);
+    let data = content(0, 40_000);
+    let out = fetch_live_segment_from_cdn(&mut engine, &data);
+    assert_eq!(
+        delivered(&out),
+        vec![(key(0), data.clone())],
+        "CDN data is delivered without waiting for the digest"
+    );
+    assert!(!out.iter().any(|o| matches!(o, Output::ReportHash { .. })));
+    let (job, bytes) = digest_jobs(&out).remove(0);
+    assert_eq!(bytes, data);
+    engine.handle(
+        Input::DigestComputed {
+            job,
+            sha256: sha256(&bytes),
+        },
+        Duration::from_millis(60),
+    );
+    assert_eq!(
+        drain(&mut engine),
+        vec![Output::ReportHash {
+            key: key(0),
+            sha256: sha256(&data),
+            size: 40_000
+        }]
+    );
+}
+
 #[test]
 fn serves_requests_in_chunks_within_the_message_size() {
     let mut engine = setup(40_000, true, &[]);
@@ -528,5 +668,178 @@ impl RangeSetCheck {
         let fresh = !self.0.overlaps(&range);
         self.0.insert(range);
         fresh
+    }
+}
+
+/// Five live engines that all know each other's tickets; each requested segment 0 and now
+/// sees segment 10 appear in the playlist. Returns which engines asked the CDN for it.
+fn elect(engines: &mut [Engine], now: Duration) -> Vec<usize> {
+    let pulls = |outputs: &[Output]| {
+        outputs
+            .iter()
+            .any(|o| matches!(o, Output::HttpRequest { url, .. } if url.ends_with("/10.ts")))
+    };
+    let mut pullers = Vec::new();
+    for (index, engine) in engines.iter_mut().enumerate() {
+        if now.is_zero() {
+            let listed: Vec<SegmentInfo> = (0..11).map(|s| info(s, 40_000, false)).collect();
+            engine.handle(
+                Input::Playlist {
+                    rendition: 0,
+                    live: true,
+                    segments: &listed,
+                },
+                now,
+            );
+        } else {
+            engine.handle_timeout(now);
+        }
+        let out = drain(engine);
+        if pulls(&out) {
+            pullers.push(index);
+        }
+    }
+    pullers
+}
+
+#[test]
+fn one_peer_per_neighbourhood_pulls_a_new_live_segment_and_a_backup_follows() {
+    let mut engines: Vec<Engine> = (0..5u64)
+        .map(|seed| {
+            setup_with(
+                Config {
+                    seed,
+                    ..Config::default()
+                },
+                true,
+                40_000,
+                false,
+                &[],
+            )
+        })
+        .collect();
+    let tickets: Vec<u64> = engines.iter().map(|e| e.ticket).collect();
+    for (index, engine) in engines.iter_mut().enumerate() {
+        engine.handle(Input::SegmentRequested(key(0)), Duration::ZERO);
+        for (other, ticket) in tickets.iter().enumerate().filter(|(o, _)| *o != index) {
+            let peer = PeerId(100 + other as u64);
+            connect_peer(engine, peer, &[], Duration::ZERO);
+            let bytes = Message::Ticket(*ticket).encode();
+            engine.handle(
+                Input::PeerMessage {
+                    peer,
+                    bytes: &bytes,
+                },
+                Duration::ZERO,
+            );
+        }
+        drain(engine);
+    }
+    let mut by_rank: Vec<usize> = (0..tickets.len()).collect();
+    by_rank.sort_by_key(|&i| crate::wire::pull_rank(tickets[i], 10));
+    assert_eq!(elect(&mut engines, Duration::ZERO), vec![by_rank[0]]);
+    // Nobody announced it a segment duration later: one more seat.
+    assert_eq!(elect(&mut engines, SEG), vec![by_rank[1]]);
+}
+
+#[test]
+fn data_in_flight_after_an_absent_is_tolerated_and_the_request_is_cancelled() {
+    let mut engine = setup(40_000, true, &[5]);
+    engine.handle(Input::SegmentRequested(key(5)), Duration::ZERO);
+    drain(&mut engine);
+    let absent = Message::Absent { seq: 5 }.encode();
+    engine.handle(
+        Input::PeerMessage {
+            peer: PEER,
+            bytes: &absent,
+        },
+        Duration::from_millis(10),
+    );
+    let out = drain(&mut engine);
+    assert!(sent_messages(&out).contains(&(PEER, Message::Cancel { seq: 5 })));
+    // Asked again after the back-off, the peer's chunks of the first request still arrive.
+    let later = Duration::from_millis(500);
+    engine.handle_timeout(later);
+    let out = drain(&mut engine);
+    assert!(sent_messages(&out).contains(&(
+        PEER,
+        Message::Request {
+            seq: 5,
+            offset: 0,
+            length: 40_000
+        }
+    )));
+    let data = content(5, 40_000);
+    send_data(&mut engine, PEER, 5, 16_384..32_768, &data, later);
+    send_data(&mut engine, PEER, 5, 0..40_000, &data, later);
+    let out = drain(&mut engine);
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, Output::DisconnectPeer { .. })),
+        "stale data is not a violation"
+    );
+    assert_eq!(delivered(&out), vec![(key(5), data)]);
+}
+
+proptest! {
+    /// A peer that stalls after any number of chunks never makes the player wait when the CDN,
+    /// delivering at the rate the engine expects, could have served the segment in time: the
+    /// missing bytes are asked for early enough and the segment is delivered by its deadline.
+    #[test]
+    fn a_stalled_peer_never_makes_the_player_stall(
+        size in 20_000..400_000usize,
+        sent_share in 0.0..1.0f64,
+        seq in 2..8u64,
+    ) {
+        let mut engine = setup(size, true, &[seq]);
+        engine.handle(Input::SegmentRequested(key(seq)), Duration::ZERO);
+        drain(&mut engine);
+        let data = content(seq, size);
+        let chunk = 16_384;
+        let sent = ((size as f64 * sent_share) as usize / chunk * chunk).min(size - 1);
+        let mut now = Duration::from_millis(100);
+        for start in (0..sent).step_by(chunk) {
+            send_data(&mut engine, PEER, seq, start as u64..(start + chunk).min(sent) as u64, &data, now);
+        }
+        drain(&mut engine);
+        let deadline = SEG * seq as u32;
+        let config = Config::default();
+        let expected_cdn = |bytes: u64| {
+            config.cdn_rtt + Duration::from_secs_f64(bytes as f64 * 8.0 / config.initial_bandwidth)
+        };
+        let mut pending: Vec<(RequestId, std::ops::Range<u64>)> = Vec::new();
+        let mut delivered_at = None;
+        while delivered_at.is_none() {
+            // The CDN answers each request after the time the engine expects it to take.
+            let next_http = pending
+                .first()
+                .map(|(_, range)| now + expected_cdn(range.end - range.start));
+            let next = match (engine.poll_timeout(), next_http) {
+                (Some(t), Some(h)) => t.min(h),
+                (Some(t), None) => t,
+                (None, Some(h)) => h,
+                (None, None) => break,
+            };
+            now = next;
+            if next_http == Some(now) {
+                let (request, range) = pending.remove(0);
+                let bytes = &data[range.start as usize..range.end as usize];
+                engine.handle(Input::HttpData { request, bytes }, now);
+                engine.handle(Input::HttpFinished(request), now);
+            } else {
+                engine.handle_timeout(now);
+            }
+            let out = drain(&mut engine);
+            for (request, range) in http_requests(&out) {
+                let range = range.unwrap_or(0..size as u64);
+                prop_assert!(range.start >= sent as u64, "bytes already received are not refetched");
+                pending.push((request, range));
+            }
+            if !delivered(&out).is_empty() {
+                delivered_at = Some(now);
+            }
+        }
+        let at = delivered_at.expect("the segment is delivered");
+        prop_assert!(at <= deadline, "delivered at {at:?}, due at {deadline:?}");
     }
 }

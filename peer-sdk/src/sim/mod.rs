@@ -3,8 +3,9 @@
 //! introductions and hash agreement across distinct ASNs).
 //!
 //! Links: each peer has a serial uplink (FIFO, bytes / bandwidth) and a downlink that adds
-//! bytes / bandwidth, plus a one-way latency of a quarter of the two round trips. The CDN is a FIFO server of the given
-//! capacity in front of each peer's downlink.
+//! bytes / bandwidth, plus a one-way latency of a quarter of the two round trips. A data channel
+//! is ordered: no message overtakes an earlier one on the same channel. The CDN is a FIFO server
+//! of the given capacity in front of each peer's downlink.
 
 mod player;
 mod report;
@@ -14,7 +15,9 @@ pub use report::{Report, RunReport};
 pub use scenario::{HashSource, Scenario, Uniform};
 
 use crate::integrity::{SegmentHash, sha256};
-use crate::io::{Input, Output, PeerId, PlaybackState, RequestId, SegmentInfo, SegmentKey};
+use crate::io::{
+    DigestJob, Input, Output, PeerId, PlaybackState, RequestId, SegmentInfo, SegmentKey,
+};
 use crate::{Config, Engine, IntegrityMode, Stats};
 use player::{Phase, Player};
 use rand::rngs::SmallRng;
@@ -28,15 +31,19 @@ use std::time::Duration;
 /// The channel's `bufferedamountlow` threshold the simulated data channels use.
 const BUFFERED_LOW: usize = 16 * 1024;
 /// A peer with fewer connections than this re-announces to the tracker.
-const MIN_CONNECTIONS: usize = 4;
+const MIN_CONNECTIONS: usize = 10;
 /// Interval of re-announces.
 const REANNOUNCE_SECS: f64 = 15.0;
 
-/// Runs a scenario twice, with P2P and as a CDN-only baseline, and reports both.
+/// Runs a scenario twice, with P2P and as a CDN-only baseline (on two threads), and reports
+/// both.
 pub fn run(scenario: &Scenario) -> Report {
     let wall = std::time::Instant::now();
-    let p2p = World::new(scenario, true).run();
-    let cdn_only = World::new(scenario, false).run();
+    let (p2p, cdn_only) = std::thread::scope(|scope| {
+        let baseline = scope.spawn(|| World::new(scenario, false).run());
+        let p2p = World::new(scenario, true).run();
+        (p2p, baseline.join().expect("the CDN-only run panicked"))
+    });
     Report {
         scenario: scenario.name.clone(),
         peers: scenario.peers,
@@ -65,7 +72,7 @@ fn key_of_url(url: &str) -> SegmentKey {
 }
 
 fn micros(secs: f64) -> u64 {
-    (secs.max(0.0) * 1e6) as u64
+    (secs.max(0.0) * 1e6).round() as u64
 }
 
 /// Something that happens at a point in simulated time.
@@ -101,6 +108,11 @@ enum Ev {
         key: SegmentKey,
         hash: SegmentHash,
     },
+    DigestComputed {
+        peer: u32,
+        job: DigestJob,
+        sha256: crate::integrity::Digest,
+    },
 }
 
 struct Scheduled {
@@ -130,6 +142,8 @@ impl Ord for Scheduled {
 struct Conn {
     remote: u32,
     buffered: usize,
+    /// When the last message sent on this channel arrives (channels are ordered).
+    last_arrival: f64,
 }
 
 /// One simulated viewer.
@@ -213,6 +227,7 @@ impl<'a> World<'a> {
     }
 
     fn run(mut self) -> RunReport {
+        let wall = std::time::Instant::now();
         let end = micros(self.s.duration_secs);
         while let Some(Reverse(next)) = self.queue.pop() {
             if next.at > end {
@@ -229,7 +244,9 @@ impl<'a> World<'a> {
                 self.retire(index as u32);
             }
         }
-        report::summarise(self.s, &self.peers, self.distinct_segments())
+        let mut report = report::summarise(self.s, &self.peers, self.distinct_segments());
+        report.wall_secs = wall.elapsed().as_secs_f64();
+        report
     }
 
     fn distinct_segments(&self) -> u64 {
@@ -310,6 +327,9 @@ impl<'a> World<'a> {
                     size: hash.size,
                 },
             ),
+            Ev::DigestComputed { peer, job, sha256 } => {
+                self.input(peer, Input::DigestComputed { job, sha256 })
+            }
         }
     }
 
@@ -430,6 +450,7 @@ impl<'a> World<'a> {
             },
             cdn_rtt: Duration::from_secs_f64(s.cdn_rtt_ms / 1000.0),
             initial_bandwidth: s.renditions[0] * 1.5,
+            external_digest: s.external_digest,
             ..Config::default()
         };
         let first_seq = if s.live {
@@ -551,7 +572,7 @@ impl<'a> World<'a> {
         } else {
             ahead
         };
-        let at = micros(self.now + wait.max(0.0)).max(micros(self.now) + 1);
+        let at = micros(self.now + wait.max(0.0)).max(self.now_us + 1);
         if player.tick_at != Some(at) {
             self.peers[peer as usize].player.tick_at = Some(at);
             self.order += 1;
@@ -610,10 +631,12 @@ impl<'a> World<'a> {
             self.peers[peer as usize].conns.push(Conn {
                 remote: other,
                 buffered: 0,
+                last_arrival: 0.0,
             });
             self.peers[other as usize].conns.push(Conn {
                 remote: peer,
                 buffered: 0,
+                last_arrival: 0.0,
             });
             let signaling = 2.0 * self.link_latency(peer, other) + 0.05;
             self.schedule(
@@ -755,28 +778,33 @@ impl<'a> World<'a> {
             Output::Announce { rendition } => self.introduce(peer, rendition),
             Output::ReportHash { key, sha256, size } => self.vote(peer, key, sha256, size),
             Output::QueryHash(key) => self.query_hash(peer, key),
+            // Answered as a later event, as an asynchronous hasher (crypto.subtle) would.
+            Output::ComputeDigest { job, data } => {
+                let sha256 = sha256(&data);
+                self.schedule(self.now, Ev::DigestComputed { peer, job, sha256 });
+            }
             Output::Event(_) => {}
         }
     }
 
     fn send(&mut self, from: u32, to: u32, mut bytes: Vec<u8>) {
-        let Some(conn) = self.peers[from as usize]
-            .conns
-            .iter_mut()
-            .find(|c| c.remote == to)
-        else {
+        let latency = self.link_latency(from, to);
+        let down_bps = self.peers[to as usize].down_bps;
+        let now = self.now;
+        let p = &mut self.peers[from as usize];
+        let Some(conn) = p.conns.iter_mut().find(|c| c.remote == to) else {
             return;
         };
         conn.buffered += bytes.len();
         let size = bytes.len() as f64;
-        let p = &mut self.peers[from as usize];
         if p.corrupt && bytes.first() == Some(&0x05) && bytes.len() > crate::wire::DATA_HEADER_LEN {
             let last = bytes.len() - 1;
             bytes[last] ^= 0x5a;
         }
-        p.up_free = p.up_free.max(self.now) + size * 8.0 / p.up_bps.max(1.0);
-        let arrival = p.up_free + self.link_latency(from, to);
-        let at = arrival + size * 8.0 / self.peers[to as usize].down_bps;
+        p.up_free = p.up_free.max(now) + size * 8.0 / p.up_bps.max(1.0);
+        // A channel is ordered: a message never overtakes the previous one on its channel.
+        let at = (p.up_free + latency + size * 8.0 / down_bps).max(conn.last_arrival);
+        conn.last_arrival = at;
         self.schedule(at, Ev::Message { from, to, bytes });
     }
 

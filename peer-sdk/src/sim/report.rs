@@ -18,13 +18,15 @@ pub struct Report {
     pub p2p: RunReport,
     /// The same scenario with the CDN only.
     pub cdn_only: RunReport,
-    /// Wall-clock seconds both runs took.
+    /// Wall-clock seconds both runs took (they run side by side on two threads).
     pub wall_secs: f64,
 }
 
 /// The figures of one run.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
+    /// Wall-clock seconds this run took.
+    pub wall_secs: f64,
     /// Bytes from peers / all bytes received.
     pub offload: f64,
     /// Stall time / watch time.
@@ -45,8 +47,14 @@ pub struct RunReport {
     pub peers_banned: u64,
     /// Segments delivered to a player that differ from the origin's (must be 0).
     pub corrupt_delivered: u64,
+    /// Peers disconnected for breaking the wire protocol (0 unless a driver misbehaves).
+    pub protocol_violations: u64,
     /// Segments delivered to players.
     pub segments_delivered: u64,
+    /// Segments that came entirely from the CDN.
+    pub segments_from_cdn: u64,
+    /// Segments that came partly from peers, partly from the CDN (a deadline fallback).
+    pub segments_mixed: u64,
     /// Viewers over the run (churn included).
     pub viewers: usize,
     /// Bytes from the CDN, MB.
@@ -66,6 +74,9 @@ pub(super) fn summarise(s: &Scenario, peers: &[Peer], distinct_segments: u64) ->
     let mut banned = 0;
     let mut corrupt = 0;
     let mut delivered = 0;
+    let mut violations = 0;
+    let mut from_cdn = 0;
+    let mut mixed = 0;
     let mut cdn_requests = 0;
     let mut startups: Vec<f64> = Vec::new();
     for peer in peers {
@@ -77,7 +88,10 @@ pub(super) fn summarise(s: &Scenario, peers: &[Peer], distinct_segments: u64) ->
         rejects += stats.integrity_failures;
         banned += stats.peers_banned;
         cdn_requests += stats.cdn_requests;
+        violations += stats.protocol_violations;
         delivered += stats.segments_from_cdn + stats.segments_from_peers + stats.segments_mixed;
+        from_cdn += stats.segments_from_cdn;
+        mixed += stats.segments_mixed;
         corrupt += peer.corrupt_delivered;
         let end = peer.left_at.unwrap_or(s.duration_secs);
         stall += peer.player.stall_time;
@@ -111,10 +125,14 @@ pub(super) fn summarise(s: &Scenario, peers: &[Peer], distinct_segments: u64) ->
         integrity_rejects: rejects,
         peers_banned: banned,
         corrupt_delivered: corrupt,
+        protocol_violations: violations,
         segments_delivered: delivered,
+        segments_from_cdn: from_cdn,
+        segments_mixed: mixed,
         viewers: peers.len(),
         cdn_mb: cdn as f64 / 1e6,
         p2p_mb: p2p as f64 / 1e6,
+        wall_secs: 0.0,
     }
 }
 
@@ -127,13 +145,13 @@ impl fmt::Display for Report {
         )?;
         writeln!(f, "{:<26} {:>14} {:>14}", "", "p2p", "cdn-only")?;
         let (a, b) = (&self.p2p, &self.cdn_only);
-        let rows: [(&str, f64, f64, usize); 13] = [
+        let rows: [(&str, f64, f64, usize); 17] = [
             ("offload %", a.offload * 100.0, b.offload * 100.0, 1),
             (
                 "rebuffer ratio %",
                 a.rebuffer_ratio * 100.0,
                 b.rebuffer_ratio * 100.0,
-                3,
+                4,
             ),
             (
                 "stalls per viewer",
@@ -179,12 +197,31 @@ impl fmt::Display for Report {
                 0,
             ),
             (
+                "protocol violations",
+                a.protocol_violations as f64,
+                b.protocol_violations as f64,
+                0,
+            ),
+            (
                 "segments delivered",
                 a.segments_delivered as f64,
                 b.segments_delivered as f64,
                 0,
             ),
+            (
+                "segments from cdn",
+                a.segments_from_cdn as f64,
+                b.segments_from_cdn as f64,
+                0,
+            ),
+            (
+                "segments mixed",
+                a.segments_mixed as f64,
+                b.segments_mixed as f64,
+                0,
+            ),
             ("cdn MB", a.cdn_mb, b.cdn_mb, 1),
+            ("wall s", a.wall_secs, b.wall_secs, 1),
             ("p2p MB", a.p2p_mb, b.p2p_mb, 1),
         ];
         for (name, x, y, digits) in rows {

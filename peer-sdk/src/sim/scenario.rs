@@ -96,6 +96,8 @@ pub struct Scenario {
     pub live_retention: u64,
     /// Engine: expected CDN pulls per neighbourhood for a new live segment.
     pub cdn_pull_fanout: f64,
+    /// Engine: hash through the driver (as the browser does), answered one event later.
+    pub external_digest: bool,
 }
 
 impl Default for Scenario {
@@ -136,6 +138,7 @@ impl Default for Scenario {
             max_peers: 20,
             live_retention: 6,
             cdn_pull_fanout: 1.0,
+            external_digest: false,
         }
     }
 }
