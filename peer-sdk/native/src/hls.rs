@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
+use peer_sdk::integrity::{HashList, SegmentHash};
 use peer_sdk::swarm_id;
+use reqwest::StatusCode;
 use url::Url;
 
 use crate::cdn::{CdnClient, CdnError};
@@ -36,6 +38,9 @@ pub enum HlsError {
         /// The URI as written.
         uri: String,
     },
+    /// The playlist publishes no hash list (404); it is not asked for again.
+    #[error("{0} does not exist: the playlist publishes no hash list")]
+    NoHashList(Url),
     /// A master playlist was expected to list at least one variant.
     #[error("{0} lists no variant streams")]
     NoVariants(Url),
@@ -71,10 +76,14 @@ pub struct Stream {
 pub struct Segment {
     /// Media sequence number.
     pub seq: u64,
+    /// The URI exactly as the playlist writes it (the key of the hash list).
+    pub uri: String,
     /// Absolute URL.
     pub url: Url,
     /// Playback duration.
     pub duration: Duration,
+    /// Trusted SHA-256 and size from the playlist's hash list, when it publishes one.
+    pub hash: Option<SegmentHash>,
 }
 
 /// The contents of one media playlist load.
@@ -153,8 +162,10 @@ pub fn parse_media(url: &Url, body: &[u8]) -> Result<MediaPlaylist, HlsError> {
     for (offset, segment) in media.segments.iter().enumerate() {
         segments.push(Segment {
             seq: media.media_sequence + offset as u64,
+            uri: segment.uri.clone(),
             url: resolve(url, &segment.uri)?,
             duration: Duration::from_secs_f32(segment.duration.max(0.0)),
+            hash: None,
         });
     }
     Ok(MediaPlaylist {
@@ -164,37 +175,110 @@ pub fn parse_media(url: &Url, body: &[u8]) -> Result<MediaPlaylist, HlsError> {
     })
 }
 
+/// The URL of the sidecar hash list of the media playlist at `playlist` (`peer-sdk/PROTOCOL.md`,
+/// "Hash list"): the playlist's path plus `.hashes`, with the same query (tokens).
+pub fn hash_list_url(playlist: &Url) -> Url {
+    let mut url = playlist.clone();
+    url.set_path(&format!("{}.hashes", playlist.path()));
+    url
+}
+
 /// Follows one media playlist: each [`LivePlaylist::refresh`] returns the segments not seen
 /// before (by media sequence number), and [`LivePlaylist::next_refresh_in`] says when to
 /// reload, as RFC 8216 §6.3.4 asks: after the target duration when the playlist changed, after
-/// half of it when it did not.
+/// half of it when it did not. New segments carry their trusted hash when the playlist has a
+/// sidecar hash list ([`hash_list_url`]) or the one given with
+/// [`LivePlaylist::with_hash_list`] lists them; a list that is absent
+/// (404) is not asked for again.
 #[derive(Debug)]
 pub struct LivePlaylist {
     url: Url,
+    hash_list: Url,
     last_seq: Option<u64>,
     target_duration: Duration,
     changed: bool,
     live: bool,
+    has_hash_list: bool,
 }
 
 impl LivePlaylist {
     /// Follows the media playlist at `url`; nothing is loaded yet.
     pub fn new(url: Url) -> Self {
         Self {
+            hash_list: hash_list_url(&url),
             url,
             last_seq: None,
             target_duration: Duration::from_secs(2),
             changed: true,
             live: true,
+            has_hash_list: true,
         }
     }
 
-    /// Reloads the playlist; returns the new segments. If the sequence numbers went backwards
-    /// (the stream restarted), every listed segment counts as new.
+    /// Takes trusted hashes from the hash list at `url` instead of the playlist's sidecar. Its
+    /// URIs are resolved against `url` and matched to the segments' URLs (with their query, or
+    /// without), so one list at the stream's root can serve every rendition.
+    pub fn with_hash_list(mut self, url: Url) -> Self {
+        self.hash_list = url;
+        self
+    }
+
+    /// Reloads the playlist (and its hash list); returns the new segments. If the sequence
+    /// numbers went backwards (the stream restarted), every listed segment counts as new.
+    /// A hash list that cannot be loaded leaves the segments without hashes (the core then
+    /// asks the tracker, or takes them from the CDN).
     pub async fn refresh(&mut self, cdn: &CdnClient) -> Result<Vec<Segment>, HlsError> {
         let body = fetch(cdn, &self.url).await?;
         let playlist = parse_media(&self.url, &body)?;
-        Ok(self.apply(playlist))
+        let mut fresh = self.apply(playlist);
+        if self.has_hash_list && !fresh.is_empty() {
+            // Fetched after the playlist: a live list then covers at least its newest segments.
+            match self.hash_list(cdn).await {
+                Ok(list) => {
+                    for segment in &mut fresh {
+                        segment.hash = self.trusted_hash(&list, segment);
+                    }
+                }
+                Err(error) => tracing::debug!(%error, url = %self.url, "no hash list"),
+            }
+        }
+        Ok(fresh)
+    }
+
+    /// A segment's entry in the hash list: in the playlist's own sidecar, the one naming its URI
+    /// exactly as the playlist writes it; in any list, the one whose URI, resolved against the
+    /// list's URL, is the segment's URL, with its query or without. So a list written for the
+    /// files (e.g. by `segment-hashes`) also serves live URIs such as `segment_005.ts?seq=65`,
+    /// and one list at the stream's root naming `240p/segment_000.ts` serves every rendition.
+    fn trusted_hash(&self, list: &HashList, segment: &Segment) -> Option<SegmentHash> {
+        let sidecar = self.hash_list == hash_list_url(&self.url);
+        let mut bare = segment.url.clone();
+        bare.set_query(None);
+        sidecar
+            .then(|| list.get(&segment.uri))
+            .flatten()
+            .or_else(|| list.get(&self.hash_list.make_relative(&segment.url)?))
+            .or_else(|| list.get(&self.hash_list.make_relative(&bare)?))
+    }
+
+    async fn hash_list(&mut self, cdn: &CdnClient) -> Result<HashList, HlsError> {
+        let url = self.hash_list.clone();
+        let body = match cdn.get(url.as_str()).await {
+            Ok(body) => body,
+            Err(CdnError::Status(StatusCode::NOT_FOUND)) => {
+                self.has_hash_list = false;
+                return Err(HlsError::NoHashList(url));
+            }
+            Err(source) => return Err(HlsError::Fetch { url, source }),
+        };
+        let text = std::str::from_utf8(&body).map_err(|_| HlsError::Parse {
+            url: url.clone(),
+            problem: "hash list is not UTF-8".into(),
+        })?;
+        HashList::parse(text).map_err(|error| HlsError::Parse {
+            url,
+            problem: error.to_string(),
+        })
     }
 
     /// Takes a loaded playlist into account; returns the segments not seen before.
@@ -324,6 +408,55 @@ mod tests {
         );
         let restarted: Vec<u64> = playlist.apply(live(0, 2)).iter().map(|s| s.seq).collect();
         assert_eq!(restarted, [0, 1]);
+    }
+
+    #[test]
+    fn hashes_are_found_by_uri_or_by_url_relative_to_the_list() {
+        let digest = |b: u8| SegmentHash {
+            sha256: [b; 32],
+            size: u64::from(b),
+        };
+        let mut list = HashList::default();
+        list.insert("segment_005.ts?seq=65", digest(1));
+        list.insert("segment_006.ts", digest(2));
+        list.insert("240p/segment_007.ts", digest(3));
+        let url = Url::parse("http://127.0.0.1/240p/index.m3u8").unwrap();
+        let segment = |uri: &str| Segment {
+            seq: 0,
+            uri: uri.to_owned(),
+            url: url.join(uri).unwrap(),
+            duration: Duration::from_secs(2),
+            hash: None,
+        };
+        let sidecar = LivePlaylist::new(url.clone());
+        assert_eq!(
+            sidecar.hash_list.as_str(),
+            "http://127.0.0.1/240p/index.m3u8.hashes"
+        );
+        assert_eq!(
+            sidecar.trusted_hash(&list, &segment("segment_005.ts?seq=65")),
+            Some(digest(1))
+        );
+        assert_eq!(
+            sidecar.trusted_hash(&list, &segment("segment_006.ts?seq=66")),
+            Some(digest(2)),
+            "the file's entry serves its live URI"
+        );
+        assert_eq!(
+            sidecar.trusted_hash(&list, &segment("segment_007.ts")),
+            None
+        );
+        let root = LivePlaylist::new(url.clone())
+            .with_hash_list(Url::parse("http://127.0.0.1/stream.hashes").unwrap());
+        assert_eq!(
+            root.trusted_hash(&list, &segment("segment_007.ts?seq=7")),
+            Some(digest(3))
+        );
+        assert_eq!(
+            root.trusted_hash(&list, &segment("segment_006.ts")),
+            None,
+            "names are relative to the list, not to the playlist"
+        );
     }
 
     #[test]

@@ -42,10 +42,16 @@ pub struct Player {
     stalls: u64,
     stall_time: Duration,
     switches: u64,
+    /// Whether a segment was requested yet (the first takes the rendition the estimate affords).
+    requested: bool,
+    /// Whether a low buffer means trouble: the buffer once held twice [`PANIC_BUFFER`], or
+    /// playback stalled. Until then (start-up, one segment in) it does not step down.
+    panic_armed: bool,
 }
 
 impl Player {
-    /// A player for renditions of these bit rates (lowest first); starts on the lowest.
+    /// A player for renditions of these bit rates (lowest first). Its first request takes the
+    /// highest rendition the bandwidth estimate affords; later ones climb one step at a time.
     pub fn new(bitrates: Vec<u64>) -> Self {
         Self {
             bitrates,
@@ -62,6 +68,8 @@ impl Player {
             stalls: 0,
             stall_time: Duration::ZERO,
             switches: 0,
+            requested: false,
+            panic_armed: false,
         }
     }
 
@@ -98,6 +106,7 @@ impl Player {
                     self.position = self.buffered_until;
                     self.state = PlaybackState::Stalled;
                     self.stalls += 1;
+                    self.panic_armed = true;
                 }
             }
             PlaybackState::Stalled => self.stall_time += elapsed,
@@ -114,7 +123,10 @@ impl Player {
         let seq = self.next_seq?;
         self.known.get(&seq)?;
         let chosen = self.choose_rendition(bandwidth);
-        if chosen != self.rendition {
+        if !self.requested {
+            self.requested = true;
+            self.rendition = chosen;
+        } else if chosen != self.rendition {
             self.switches += 1;
             self.rendition = chosen;
         }
@@ -123,8 +135,8 @@ impl Player {
     }
 
     fn choose_rendition(&self, bandwidth: f64) -> u16 {
-        let current = usize::from(self.rendition);
-        if self.state == PlaybackState::Playing && self.buffer() < PANIC_BUFFER {
+        if self.panic_armed && self.state == PlaybackState::Playing && self.buffer() < PANIC_BUFFER
+        {
             return self.rendition.saturating_sub(1);
         }
         let affordable = self
@@ -132,7 +144,10 @@ impl Player {
             .iter()
             .rposition(|&b| b as f64 <= bandwidth * ABR_SAFETY)
             .unwrap_or(0);
-        let chosen = affordable.min(current + 1);
+        let chosen = match self.requested {
+            true => affordable.min(usize::from(self.rendition) + 1),
+            false => affordable,
+        };
         u16::try_from(chosen).unwrap_or(self.rendition)
     }
 
@@ -146,6 +161,7 @@ impl Player {
         if let Some(known) = self.known.get(&seq) {
             self.buffered_until = self.buffered_until.max(known.start + known.duration);
         }
+        self.panic_armed |= self.buffer() >= 2 * PANIC_BUFFER;
         if matches!(self.state, PlaybackState::Starting | PlaybackState::Stalled) {
             self.started_at.get_or_insert(now);
             self.state = PlaybackState::Playing;
@@ -222,17 +238,45 @@ mod tests {
     }
 
     #[test]
-    fn abr_climbs_one_step_at_a_time_and_respects_the_bandwidth() {
+    fn abr_starts_where_the_estimate_allows_then_climbs_one_step_at_a_time() {
         let mut player = Player::new(vec![100_000, 200_000, 400_000]);
         player.add_segments(false, segments(0, 10));
-        assert_eq!(player.next_request(10e6), Some((1, 0)), "one step up");
-        player.delivered(1, 0, Duration::ZERO);
-        assert_eq!(player.next_request(10e6), Some((2, 1)));
-        player.delivered(2, 1, Duration::ZERO);
+        assert_eq!(player.next_request(200_000.0), Some((0, 0)), "affordable");
+        player.delivered(0, 0, Duration::ZERO);
+        assert_eq!(player.next_request(10e6), Some((1, 1)), "one step up");
+        player.delivered(1, 1, Duration::ZERO);
+        assert_eq!(player.next_request(10e6), Some((2, 2)));
+        player.delivered(2, 2, Duration::ZERO);
         assert_eq!(
             player.next_request(200_000.0),
-            Some((0, 2)),
+            Some((0, 3)),
             "too slow for more"
         );
+        assert_eq!(player.switches(), 3);
+        let mut fast = Player::new(vec![100_000, 200_000, 400_000]);
+        fast.add_segments(false, segments(0, 10));
+        assert_eq!(fast.next_request(10e6), Some((2, 0)), "starts on the top");
+        assert_eq!(fast.switches(), 0);
+    }
+
+    #[test]
+    fn a_low_buffer_steps_down_only_once_it_means_trouble() {
+        let mut player = Player::new(vec![100_000, 400_000]);
+        player.add_segments(false, segments(0, 10));
+        assert_eq!(player.next_request(10e6), Some((1, 0)));
+        player.delivered(1, 0, Duration::ZERO);
+        player.advance(Duration::from_millis(500));
+        assert!(player.buffer() < PANIC_BUFFER);
+        assert_eq!(
+            player.next_request(10e6),
+            Some((1, 1)),
+            "start-up: no panic"
+        );
+        player.delivered(1, 1, Duration::from_millis(500));
+        assert_eq!(player.next_request(10e6), Some((1, 2)));
+        player.delivered(1, 2, Duration::from_millis(500));
+        player.advance(Duration::from_millis(4500));
+        assert!(player.buffer() < PANIC_BUFFER);
+        assert_eq!(player.next_request(10e6), Some((0, 3)), "steps down");
     }
 }

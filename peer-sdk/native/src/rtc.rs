@@ -6,18 +6,20 @@
 //! mDNS), which is what tests and single-machine swarms use.
 
 use std::net::IpAddr;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use webrtc::api::setting_engine::SettingEngine;
 use webrtc::api::{API, APIBuilder};
 use webrtc::data_channel::RTCDataChannel;
 use webrtc::data_channel::data_channel_message::DataChannelMessage;
+use webrtc::dtls::crypto::Certificate;
 use webrtc::ice::mdns::MulticastDnsMode;
 use webrtc::ice::network_type::NetworkType;
 use webrtc::peer_connection::RTCPeerConnection;
+use webrtc::peer_connection::certificate::RTCCertificate;
 use webrtc::peer_connection::configuration::RTCConfiguration;
 use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
@@ -28,8 +30,10 @@ pub const CHANNEL_LABEL: &str = "p2pvd";
 /// The largest message a data channel accepts when the SDP does not say (RFC 8841).
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 65_536;
 
-/// Buffered bytes under which a channel signals that it can take more data.
-pub const BUFFERED_AMOUNT_LOW: usize = 256 * 1024;
+/// Buffered bytes under which a channel signals that it can take more data. Well below the
+/// core's default `max_buffered_amount` (64 KiB), so that its uploads resume before the channel
+/// runs dry.
+pub const BUFFERED_AMOUNT_LOW: usize = 16 * 1024;
 
 /// How many received messages may wait for the application before the channel stops reading
 /// (and SCTP flow control slows the sender down).
@@ -37,6 +41,12 @@ const RECEIVE_QUEUE: usize = 64;
 
 /// How long ICE waits for a silent peer before the connection counts as failed.
 const ICE_FAILED_AFTER: Duration = Duration::from_secs(5);
+
+/// Answers a factory negotiates at once (from the answer until the data channel opens or the
+/// connection fails); further offers wait their turn. Handshakes (DTLS, SCTP) are CPU work: when
+/// many viewers in one process meet at once, hundreds of them sharing the CPU fairly would all
+/// finish late, while a few at a time finish early one after another.
+const MAX_NEGOTIATING_ANSWERS: usize = 8;
 
 /// Errors of the WebRTC layer.
 #[derive(Debug, thiserror::Error)]
@@ -49,9 +59,13 @@ pub enum RtcError {
     NoLocalDescription,
 }
 
-/// Builds peer connections that share one configuration.
+/// Builds peer connections that share one configuration and one DTLS certificate (as a
+/// browser shares one per origin): a new key pair per connection would only cost CPU, since
+/// peers authenticate each other by the fingerprint in the SDP, whichever certificate it is.
 pub struct RtcFactory {
     api: API,
+    certificate: Option<RTCCertificate>,
+    negotiating: Arc<Semaphore>,
 }
 
 impl RtcFactory {
@@ -65,7 +79,11 @@ impl RtcFactory {
         settings.set_ip_filter(Box::new(|ip: IpAddr| ip.is_loopback()));
         settings.set_ice_timeouts(Some(ICE_FAILED_AFTER), Some(ICE_FAILED_AFTER), None);
         let api = APIBuilder::new().with_setting_engine(settings).build();
-        Self { api }
+        Self {
+            api,
+            certificate: shared_certificate(),
+            negotiating: Arc::new(Semaphore::new(MAX_NEGOTIATING_ANSWERS)),
+        }
     }
 
     /// Creates a peer connection with a data channel and returns its offer, once every ICE
@@ -73,9 +91,9 @@ impl RtcFactory {
     pub async fn create_offer(&self) -> Result<PendingOffer, RtcError> {
         let pc = self.new_connection().await?;
         let (events_tx, events) = mpsc::channel(RECEIVE_QUEUE);
-        watch_connection(&pc, events_tx.clone());
+        watch_connection(&pc, events_tx.clone(), Turn::none());
         let channel = pc.create_data_channel(CHANNEL_LABEL, None).await?;
-        wire_channel(&pc, channel, events_tx);
+        wire_channel(&pc, channel, events_tx, Turn::none());
         let offer = pc.create_offer(None).await?;
         let sdp = set_local_and_gather(&pc, offer).await?;
         Ok(PendingOffer {
@@ -85,15 +103,17 @@ impl RtcFactory {
     }
 
     /// Accepts a remote offer: returns the answer SDP (with all candidates) and the link, whose
-    /// data channel opens once the offerer has applied the answer.
+    /// data channel opens once the offerer has applied the answer. Waits while the factory
+    /// already negotiates [`MAX_NEGOTIATING_ANSWERS`] answers.
     pub async fn accept_offer(&self, offer_sdp: &str) -> Result<(String, PeerLink), RtcError> {
+        let turn = Turn::take(&self.negotiating).await;
         let pc = self.new_connection().await?;
         let (events_tx, events) = mpsc::channel(RECEIVE_QUEUE);
-        watch_connection(&pc, events_tx.clone());
+        watch_connection(&pc, events_tx.clone(), turn.clone());
         let weak_pc = Arc::downgrade(&pc);
         pc.on_data_channel(Box::new(move |channel| {
             if let Some(pc) = weak_pc.upgrade() {
-                wire_channel(&pc, channel, events_tx.clone());
+                wire_channel(&pc, channel, events_tx.clone(), turn.clone());
             }
             Box::pin(async {})
         }));
@@ -107,9 +127,20 @@ impl RtcFactory {
     }
 
     async fn new_connection(&self) -> Result<Arc<RTCPeerConnection>, RtcError> {
-        let config = RTCConfiguration::default();
+        let config = RTCConfiguration {
+            certificates: self.certificate.iter().cloned().collect(),
+            ..RTCConfiguration::default()
+        };
         Ok(Arc::new(self.api.new_peer_connection(config).await?))
     }
+}
+
+/// A self-signed ECDSA P-256 certificate the factory uses for a year;
+/// `None` if generation fails, and then each connection makes its own.
+fn shared_certificate() -> Option<RTCCertificate> {
+    let certificate = Certificate::generate_self_signed(vec!["peer-native".to_owned()]).ok()?;
+    let expires = SystemTime::now() + Duration::from_secs(365 * 24 * 3600);
+    Some(RTCCertificate::from_existing(certificate, expires))
 }
 
 /// Sets the local description and waits until ICE gathering completes; returns the full SDP.
@@ -124,10 +155,47 @@ async fn set_local_and_gather(
     local.map(|d| d.sdp).ok_or(RtcError::NoLocalDescription)
 }
 
-/// Reports the end of the connection as [`LinkEvent::Closed`].
-fn watch_connection(pc: &RTCPeerConnection, events: mpsc::Sender<LinkEvent>) {
+/// A place among the answers a factory negotiates at once, held from the answer until the data
+/// channel opens or the connection ends, and at most for [`ICE_FAILED_AFTER`] twice (a
+/// connection dropped half-way must not keep it). Clones share the place.
+#[derive(Clone)]
+struct Turn(Option<Arc<Mutex<Option<OwnedSemaphorePermit>>>>);
+
+impl Turn {
+    /// No place: offers are not limited.
+    fn none() -> Self {
+        Self(None)
+    }
+
+    /// Waits for a place.
+    async fn take(places: &Arc<Semaphore>) -> Self {
+        let Ok(permit) = Arc::clone(places).acquire_owned().await else {
+            return Self::none();
+        };
+        let held = Arc::new(Mutex::new(Some(permit)));
+        let weak = Arc::downgrade(&held);
+        tokio::spawn(async move {
+            tokio::time::sleep(2 * ICE_FAILED_AFTER).await;
+            if let Some(held) = weak.upgrade() {
+                Turn(Some(held)).end();
+            }
+        });
+        Self(Some(held))
+    }
+
+    /// Gives the place back (once; later calls do nothing).
+    fn end(&self) {
+        if let Some(held) = &self.0 {
+            held.lock().unwrap_or_else(PoisonError::into_inner).take();
+        }
+    }
+}
+
+/// Reports the end of the connection as [`LinkEvent::Closed`] (and ends its `turn`).
+fn watch_connection(pc: &RTCPeerConnection, events: mpsc::Sender<LinkEvent>, turn: Turn) {
     pc.on_peer_connection_state_change(Box::new(move |state| {
         let events = events.clone();
+        let turn = turn.clone();
         Box::pin(async move {
             if matches!(
                 state,
@@ -135,33 +203,44 @@ fn watch_connection(pc: &RTCPeerConnection, events: mpsc::Sender<LinkEvent>) {
                     | RTCPeerConnectionState::Closed
                     | RTCPeerConnectionState::Disconnected
             ) {
+                turn.end();
                 let _ = events.send(LinkEvent::Closed).await;
             }
         })
     }));
 }
 
-/// Forwards a data channel's open, messages and close to the link's events.
+/// Forwards a data channel's open (ending the negotiation's `turn`), messages and close to the
+/// link's events.
 fn wire_channel(
     pc: &Arc<RTCPeerConnection>,
     channel: Arc<RTCDataChannel>,
     events: mpsc::Sender<LinkEvent>,
+    turn: Turn,
 ) {
     let on_open = events.clone();
     let opened = Arc::clone(&channel);
     let weak_pc = Arc::downgrade(pc);
+    // Messages may arrive while the open handler still prepares the channel's handle: they
+    // wait until `Open` has been reported, so the owner sees the remote's first message.
+    let (open_reported, open_seen) = watch::channel(false);
     channel.on_open(Box::new(move || {
+        turn.end();
         Box::pin(async move {
             let Some(pc) = weak_pc.upgrade() else { return };
             let handle = Channel::new(&pc, opened).await;
             let _ = on_open.send(LinkEvent::Open(handle)).await;
+            open_reported.send_replace(true);
         })
     }));
     let on_message = events.clone();
     channel.on_message(Box::new(move |message: DataChannelMessage| {
         let on_message = on_message.clone();
+        let mut open_seen = open_seen.clone();
         Box::pin(async move {
-            let _ = on_message.send(LinkEvent::Message(message.data)).await;
+            if open_seen.wait_for(|open| *open).await.is_ok() {
+                let _ = on_message.send(LinkEvent::Message(message.data)).await;
+            }
         })
     }));
     channel.on_close(Box::new(move || {

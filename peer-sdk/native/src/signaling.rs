@@ -4,6 +4,7 @@
 //! interval.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,6 +34,8 @@ pub struct SignalingConfig {
     pub backoff: Backoff,
     /// Extension fields for this project's tracker.
     pub ext: Option<PeerExtension>,
+    /// Local address the tracker connection leaves from (`None`: the system's choice).
+    pub source: Option<IpAddr>,
 }
 
 impl SignalingConfig {
@@ -44,6 +47,7 @@ impl SignalingConfig {
             default_interval: Duration::from_secs(120),
             backoff: Backoff::default(),
             ext: None,
+            source: None,
         }
     }
 }
@@ -85,8 +89,12 @@ impl Signaling {
         factory: Arc<RtcFactory>,
     ) -> (Self, mpsc::Receiver<SignalingEvent>) {
         let peer_id = id20::random_peer_id();
-        let (client, tracker_events) =
-            TrackerClient::spawn(config.tracker_url.clone(), peer_id, config.backoff);
+        let (client, tracker_events) = TrackerClient::spawn(
+            config.tracker_url.clone(),
+            peer_id,
+            config.backoff,
+            config.source,
+        );
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let (events_tx, events) = mpsc::channel(64);
         let task = Task {
@@ -197,7 +205,9 @@ impl Task {
     async fn announce(&mut self, info_hash: Id20, event: AnnounceEvent) {
         self.drop_expired_offers().await;
         let count = self.config.offers_per_announce;
+        let started = Instant::now();
         let created = join_all((0..count).map(|_| self.factory.create_offer())).await;
+        tracing::debug!(elapsed = ?started.elapsed(), count, "offers created");
         let mut offers = Vec::with_capacity(count);
         for offer in created.into_iter().flatten() {
             let offer_id = id20::random();
@@ -271,15 +281,17 @@ impl Task {
                 offer_id,
                 sdp,
             } => {
-                let Some((swarm, offer, _)) = self.pending.remove(offer_id) else {
+                let Some((swarm, offer, created)) = self.pending.remove(offer_id) else {
                     return Ok(());
                 };
                 if swarm != *info_hash {
                     offer.close().await;
                     return Ok(());
                 }
+                let age = created.elapsed();
                 match offer.accept_answer(sdp).await {
                     Ok(link) => {
+                        tracing::debug!(?age, "answer applied");
                         let peer = SignalingEvent::Peer {
                             info_hash: *info_hash,
                             peer_id: *peer_id,
@@ -306,8 +318,10 @@ impl Task {
         let client = self.client.clone();
         let events = self.events.clone();
         tokio::spawn(async move {
+            let started = Instant::now();
             match factory.accept_offer(&sdp).await {
                 Ok((answer, link)) => {
+                    tracing::debug!(elapsed = ?started.elapsed(), "answer created");
                     client.answer(&info_hash, &peer_id, &offer_id, &answer);
                     let peer = SignalingEvent::Peer {
                         info_hash,

@@ -5,15 +5,18 @@
 //! the tracker said. Requests made while the connection is down are dropped (offers go stale
 //! quickly): after [`TrackerEvent::Connected`] the owner announces again.
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::id20::{self, Id20};
 
@@ -172,11 +175,18 @@ impl TrackerEvents {
 }
 
 impl TrackerClient {
-    /// Starts the connection task for `url` (`ws://` or `wss://`) as `peer_id`.
-    pub fn spawn(url: String, peer_id: Id20, backoff: Backoff) -> (Self, TrackerEvents) {
+    /// Starts the connection task for `url` (`ws://` or `wss://`) as `peer_id`. With `source`,
+    /// the connection leaves from that local address (`ws://` only), as the tracker's GeoIP
+    /// matching sees it; tests use 127.x.y.z addresses to play viewers of different ISPs.
+    pub fn spawn(
+        url: String,
+        peer_id: Id20,
+        backoff: Backoff,
+        source: Option<IpAddr>,
+    ) -> (Self, TrackerEvents) {
         let (requests, requests_rx) = mpsc::unbounded_channel();
         let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
-        tokio::spawn(run(url, backoff, requests_rx, events_tx));
+        tokio::spawn(run(url, backoff, source, requests_rx, events_tx));
         (Self { peer_id, requests }, TrackerEvents { events })
     }
 
@@ -228,6 +238,7 @@ impl TrackerClient {
 async fn run(
     url: String,
     backoff: Backoff,
+    source: Option<IpAddr>,
     mut requests: mpsc::UnboundedReceiver<String>,
     events: mpsc::Sender<TrackerEvent>,
 ) {
@@ -236,9 +247,8 @@ async fn run(
         let config = WebSocketConfig::default()
             .max_message_size(Some(MAX_MESSAGE))
             .max_frame_size(Some(MAX_MESSAGE));
-        match tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), false).await
-        {
-            Ok((socket, _)) => {
+        match connect(&url, source, config).await {
+            Ok(socket) => {
                 attempt = 0;
                 if events.send(TrackerEvent::Connected).await.is_err() {
                     return;
@@ -264,6 +274,50 @@ async fn run(
             }
         }
     }
+}
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Opens the WebSocket, from `source` when given.
+async fn connect(
+    url: &str,
+    source: Option<IpAddr>,
+    config: WebSocketConfig,
+) -> Result<Socket, String> {
+    let Some(source) = source else {
+        return tokio_tungstenite::connect_async_with_config(url, Some(config), false)
+            .await
+            .map(|(socket, _)| socket)
+            .map_err(|error| error.to_string());
+    };
+    let parsed = url::Url::parse(url).map_err(|error| error.to_string())?;
+    if parsed.scheme() != "ws" {
+        return Err("a source address can only be bound for ws:// trackers".into());
+    }
+    let host = parsed.host_str().ok_or("tracker URL without a host")?;
+    let port = parsed.port_or_known_default().unwrap_or(80);
+    let remote: SocketAddr = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|error| error.to_string())?
+        .find(|addr| addr.is_ipv4() == source.is_ipv4())
+        .ok_or("the tracker has no address of the source address's family")?;
+    let socket = if source.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(|error| error.to_string())?;
+    socket
+        .bind(SocketAddr::new(source, 0))
+        .map_err(|error| format!("cannot bind {source}: {error}"))?;
+    let stream = socket
+        .connect(remote)
+        .await
+        .map_err(|error| error.to_string())?;
+    tokio_tungstenite::client_async_with_config(url, MaybeTlsStream::Plain(stream), Some(config))
+        .await
+        .map(|(socket, _)| socket)
+        .map_err(|error| error.to_string())
 }
 
 #[derive(Debug, PartialEq, Eq)]

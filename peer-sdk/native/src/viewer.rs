@@ -2,16 +2,23 @@
 //! inputs (time, playlists, player requests, peer bytes, HTTP progress) and carries out its
 //! outputs with the adapters of this crate.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use peer_sdk::{Engine, Event, Input, Output, PeerId, RequestId, SegmentInfo, SegmentKey};
+use peer_sdk::integrity::{Digest, sha256};
+use peer_sdk::wire::Message;
+use peer_sdk::{
+    DigestJob, Engine, Event, Input, Output, PeerId, RequestId, SegmentInfo, SegmentKey,
+    SegmentSource,
+};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tracing::Instrument as _;
 use url::Url;
 
 use crate::cdn::{CdnClient, Progress};
@@ -25,6 +32,9 @@ use crate::signaling::{Signaling, SignalingConfig, SignalingEvent};
 const TICK: Duration = Duration::from_millis(100);
 /// How often running totals go to [`ViewerHooks::progress`].
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+/// How long the connections of a swarm the viewer left (after an ABR switch) are kept: they
+/// still serve the neighbours there, and the viewer if ABR switches back soon.
+const LEFT_SWARM_KEPT: Duration = Duration::from_secs(30);
 
 /// What one viewer plays and where it meets peers.
 #[derive(Debug, Clone)]
@@ -39,6 +49,31 @@ pub struct ViewerConfig {
     pub engine: peer_sdk::Config,
     /// Offers per announce.
     pub offers_per_announce: usize,
+    /// TEST ONLY: flip the payload bytes of every segment chunk this viewer uploads, to play a
+    /// malicious peer in tests of integrity checking. Never set it in a real viewer.
+    pub corrupt_uploads_for_testing: bool,
+    /// Local address the tracker connection leaves from (`None`: the system's choice).
+    pub source: Option<IpAddr>,
+    /// A hash list to take trusted hashes from instead of each media playlist's sidecar (its
+    /// URIs are relative to its own URL, see [`LivePlaylist::with_hash_list`]).
+    pub hash_list: Option<Url>,
+}
+
+impl ViewerConfig {
+    /// A viewer of `playlist` meeting peers at `tracker` for `duration`, with the core's
+    /// defaults (integrity required), 5 offers per announce and honest uploads.
+    pub fn new(playlist: Url, tracker: impl Into<String>, duration: Duration) -> Self {
+        Self {
+            playlist,
+            tracker: tracker.into(),
+            duration,
+            engine: peer_sdk::Config::default(),
+            offers_per_announce: 5,
+            corrupt_uploads_for_testing: false,
+            source: None,
+            hash_list: None,
+        }
+    }
 }
 
 /// A delivered segment, for callers that check bytes (tests).
@@ -78,6 +113,16 @@ pub struct ViewerSummary {
     pub peers_opened: u64,
     /// Segments that failed verification.
     pub integrity_failures: u64,
+    /// Peers banned for sending corrupt data.
+    pub peers_banned: u64,
+    /// Segments delivered whose bytes came entirely from peers.
+    pub segments_from_peers: u64,
+    /// Segments delivered partly from peers, completed by an HTTP `Range` request.
+    pub segments_mixed: u64,
+    /// HTTP requests for a byte range (completing what peers did not send).
+    pub cdn_range_requests: u64,
+    /// Seconds from this viewer's first announce to its first open data channel.
+    pub announce_to_channel_seconds: Option<f64>,
     /// ABR switches.
     pub rendition_switches: u64,
     /// The rendition played at the end.
@@ -96,16 +141,32 @@ enum Io {
     PeerMessage(PeerId, Bytes),
     PeerLow(PeerId, usize),
     PeerClosed(PeerId),
+    Digest(DigestJob, Digest),
 }
 
 struct Peer {
+    /// The swarm and the remote's peer id.
+    remote: (Id20, Id20),
     rendition: u16,
     outbox: Option<mpsc::UnboundedSender<Bytes>>,
     _close: oneshot::Sender<()>,
 }
 
-/// Runs one viewer for `config.duration`, reporting through `hooks`.
+/// Runs one viewer for `config.duration`, reporting through `hooks`. Its log lines carry a
+/// `viewer` span named by the core's seed.
 pub async fn run_viewer(
+    config: ViewerConfig,
+    factory: Arc<RtcFactory>,
+    cdn: CdnClient,
+    hooks: ViewerHooks,
+) -> anyhow::Result<ViewerSummary> {
+    let span = tracing::info_span!("viewer", seed = config.engine.seed);
+    watch_stream(config, factory, cdn, hooks)
+        .instrument(span)
+        .await
+}
+
+async fn watch_stream(
     config: ViewerConfig,
     factory: Arc<RtcFactory>,
     cdn: CdnClient,
@@ -114,16 +175,21 @@ pub async fn run_viewer(
     let stream = hls::load_stream(&cdn, &config.playlist, None).await?;
     let mut signaling_config = SignalingConfig::new(config.tracker.clone());
     signaling_config.offers_per_announce = config.offers_per_announce;
+    signaling_config.source = config.source;
     let (signaling, signaling_events) = Signaling::spawn(signaling_config, factory);
     let (io_tx, io_rx) = mpsc::unbounded_channel();
     let refreshers: Vec<JoinHandle<()>> = stream
         .renditions
         .iter()
         .map(|r| {
+            let mut playlist = LivePlaylist::new(r.url.clone());
+            if let Some(list) = &config.hash_list {
+                playlist = playlist.with_hash_list(list.clone());
+            }
             tokio::spawn(follow_playlist(
                 cdn.clone(),
                 r.index,
-                r.url.clone(),
+                playlist,
                 io_tx.clone(),
             ))
         })
@@ -144,10 +210,16 @@ pub async fn run_viewer(
         http: HashMap::new(),
         peers: HashMap::new(),
         next_peer: 0,
+        banned: HashSet::new(),
+        announced_at: None,
+        swarm: None,
+        left: Vec::new(),
+        waiting_for_playlist: None,
         last_start: HashMap::new(),
         hooks,
         last_progress: Duration::ZERO,
         summary: ViewerSummary::default(),
+        corrupt_uploads: config.corrupt_uploads_for_testing,
     };
     viewer.run(config.duration, io_rx, signaling_events).await;
     for task in refreshers {
@@ -170,10 +242,21 @@ struct Viewer {
     http: HashMap<RequestId, JoinHandle<()>>,
     peers: HashMap<PeerId, Peer>,
     next_peer: u64,
+    /// Remote peers (per swarm) banned for corrupt data: their new connections are refused.
+    banned: HashSet<(Id20, Id20)>,
+    announced_at: Option<Duration>,
+    /// The rendition whose swarm this viewer is in: the one the player last asked for.
+    swarm: Option<u16>,
+    /// Renditions whose swarm the viewer left, and when; their connections close after
+    /// [`LEFT_SWARM_KEPT`].
+    left: Vec<(u16, Duration)>,
+    /// The player's request, held until its rendition's playlist lists the segment.
+    waiting_for_playlist: Option<SegmentKey>,
     last_start: HashMap<u16, (u64, Duration, Duration)>,
     hooks: ViewerHooks,
     last_progress: Duration,
     summary: ViewerSummary,
+    corrupt_uploads: bool,
 }
 
 impl Viewer {
@@ -219,6 +302,7 @@ impl Viewer {
             self.last_progress = now;
             progress.send_replace(self.summary());
         }
+        self.close_left_swarms(now);
         let before = self.player.state();
         self.player.advance(now);
         if self.player.state() != before || before == peer_sdk::PlaybackState::Playing {
@@ -229,8 +313,74 @@ impl Viewer {
             self.engine.handle(input, now);
         }
         if let Some((rendition, seq)) = self.player.next_request(self.engine.bandwidth_estimate()) {
-            let key = SegmentKey { rendition, seq };
+            self.waiting_for_playlist = Some(SegmentKey { rendition, seq });
+            self.request_if_listed(now);
+        }
+    }
+
+    /// Hands the player's request to the core once the rendition's playlist has listed the
+    /// segment: the player follows the first rendition's playlist, the others refresh on their
+    /// own schedule, and the core ignores requests for segments it does not know yet.
+    fn request_if_listed(&mut self, now: Duration) {
+        let Some(key) = self.waiting_for_playlist else {
+            return;
+        };
+        let listed = self
+            .last_start
+            .get(&key.rendition)
+            .is_some_and(|&(newest, _, _)| newest >= key.seq);
+        if listed {
+            self.waiting_for_playlist = None;
+            self.follow_rendition(key.rendition);
             self.engine.handle(Input::SegmentRequested(key), now);
+        }
+    }
+
+    /// Keeps the viewer in the swarm of the rendition the player asks for: joins it and leaves
+    /// the previous one at the tracker (no new connections come for it). The previous swarm's
+    /// connections close after [`LEFT_SWARM_KEPT`] unless the player comes back: a connection
+    /// carries only its swarm's rendition, and kept for good such connections would fill
+    /// `max_peers` and crowd out the peers of the new rendition.
+    fn follow_rendition(&mut self, rendition: u16) {
+        if self.swarm == Some(rendition) {
+            return;
+        }
+        let now = self.now();
+        self.left.retain(|&(left, _)| left != rendition);
+        if let Some(old) = self.swarm.replace(rendition) {
+            if let Some(r) = self.stream.renditions.get(usize::from(old)) {
+                self.signaling.leave(r.info_hash);
+            }
+            self.left.push((old, now));
+        }
+        if self.announced_at.is_none() {
+            self.announced_at = Some(now);
+        }
+        if let Some(r) = self.stream.renditions.get(usize::from(rendition)) {
+            self.signaling.join(r.info_hash);
+        }
+    }
+
+    /// Closes the connections of swarms left at least [`LEFT_SWARM_KEPT`] ago.
+    fn close_left_swarms(&mut self, now: Duration) {
+        let (expired, kept) = self
+            .left
+            .iter()
+            .partition(|&&(_, at)| now.saturating_sub(at) >= LEFT_SWARM_KEPT);
+        self.left = kept;
+        for (rendition, _) in expired {
+            let stale: Vec<PeerId> = self
+                .peers
+                .iter()
+                .filter(|(_, p)| p.rendition == rendition)
+                .map(|(id, _)| *id)
+                .collect();
+            for peer in stale {
+                let opened = self.peers.remove(&peer).is_some_and(|p| p.outbox.is_some());
+                if opened {
+                    self.engine.handle(Input::PeerLeft(peer), now);
+                }
+            }
         }
     }
 
@@ -259,6 +409,7 @@ impl Viewer {
                     segments: &infos,
                 };
                 self.engine.handle(input, now);
+                self.request_if_listed(now);
             }
             Io::Http(request, progress) => {
                 let input = match &progress {
@@ -278,6 +429,13 @@ impl Viewer {
                 let max_message_size = channel.max_message_size();
                 state.outbox = Some(spawn_writer(peer, channel, self.io.clone()));
                 self.summary.peers_opened += 1;
+                if self.summary.announce_to_channel_seconds.is_none()
+                    && let Some(announced) = self.announced_at
+                {
+                    let waited = now.saturating_sub(announced);
+                    tracing::debug!(?waited, "first data channel open");
+                    self.summary.announce_to_channel_seconds = Some(waited.as_secs_f64());
+                }
                 let input = Input::PeerConnected {
                     peer,
                     rendition: state.rendition,
@@ -307,6 +465,10 @@ impl Viewer {
                     self.engine.handle(Input::PeerLeft(peer), now);
                 }
             }
+            Io::Digest(job, sha256) => {
+                self.engine
+                    .handle(Input::DigestComputed { job, sha256 }, now);
+            }
         }
     }
 
@@ -330,7 +492,7 @@ impl Viewer {
                     url: segment.url.to_string(),
                     start,
                     duration: segment.duration,
-                    hash: None,
+                    hash: segment.hash,
                 }
             })
             .collect()
@@ -338,7 +500,10 @@ impl Viewer {
 
     fn on_signaling(&mut self, event: SignalingEvent) {
         let SignalingEvent::Peer {
-            info_hash, link, ..
+            info_hash,
+            peer_id,
+            link,
+            ..
         } = event
         else {
             return;
@@ -346,6 +511,13 @@ impl Viewer {
         let Some(rendition) = self.rendition_of(&info_hash) else {
             return;
         };
+        let remote = (info_hash, peer_id);
+        // Negotiated for a swarm this viewer has left, or with a peer banned for corrupt data.
+        if self.swarm != Some(rendition) || self.banned.contains(&remote) {
+            tokio::spawn(async move { link.close().await });
+            return;
+        }
+        // One id per connection (two peers that offered to each other hold two connections).
         let peer = PeerId(self.next_peer);
         self.next_peer += 1;
         let (close, closed) = oneshot::channel();
@@ -353,6 +525,7 @@ impl Viewer {
         self.peers.insert(
             peer,
             Peer {
+                remote,
                 rendition,
                 outbox: None,
                 _close: close,
@@ -370,8 +543,18 @@ impl Viewer {
 
     fn execute_outputs(&mut self) {
         while let Some(output) = self.engine.poll_output() {
+            match &output {
+                Output::SendToPeer { .. } | Output::ComputeDigest { .. } => {}
+                Output::Deliver { key, data } => {
+                    tracing::debug!(?key, size = data.len(), at = ?self.now(), "deliver");
+                }
+                other => tracing::debug!(output = ?other, at = ?self.now(), "core output"),
+            }
             match output {
-                Output::SendToPeer { peer, bytes } => {
+                Output::SendToPeer { peer, mut bytes } => {
+                    if self.corrupt_uploads {
+                        bytes = corrupted(bytes);
+                    }
                     if let Some(outbox) = self.peers.get(&peer).and_then(|p| p.outbox.as_ref()) {
                         let _ = outbox.send(Bytes::from(bytes));
                     }
@@ -384,6 +567,9 @@ impl Viewer {
                     url,
                     range,
                 } => {
+                    if range.is_some() {
+                        self.summary.cdn_range_requests += 1;
+                    }
                     let io = self.io.clone();
                     let mut download = self.cdn.fetch(&url, range);
                     let task = tokio::spawn(async move {
@@ -409,15 +595,29 @@ impl Viewer {
                         let _ = deliveries.send((key, data));
                     }
                 }
-                Output::Announce { rendition } => {
-                    if let Some(r) = self.stream.renditions.get(usize::from(rendition)) {
-                        self.signaling.join(r.info_hash);
+                Output::Announce { rendition } => self.follow_rendition(rendition),
+                Output::ComputeDigest { job, data } => {
+                    let io = self.io.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let _ = io.send(Io::Digest(job, sha256(&data)));
+                    });
+                }
+                // Trusted hashes come from the origin's hash lists (see `hls`); the tracker's
+                // hash extension is not used by this driver: unanswered queries make the core
+                // take those segments from the CDN.
+                Output::ReportHash { .. } | Output::QueryHash(_) => {}
+                Output::Event(Event::PeerBanned(peer)) => {
+                    tracing::info!(?peer, "peer banned for corrupt data");
+                    self.summary.peers_banned += 1;
+                    if let Some(state) = self.peers.get(&peer) {
+                        self.banned.insert(state.remote);
                     }
                 }
-                // The tracker's hash extension is not wired yet: run with integrity off or a
-                // hash list.
-                Output::ReportHash { .. } | Output::QueryHash(_) => {}
-                Output::Event(Event::IntegrityFailure(_)) => {}
+                Output::Event(Event::SegmentDelivered { source, .. }) => match source {
+                    SegmentSource::Peers => self.summary.segments_from_peers += 1,
+                    SegmentSource::Mixed => self.summary.segments_mixed += 1,
+                    SegmentSource::Cdn => {}
+                },
                 Output::Event(_) => {}
             }
         }
@@ -447,9 +647,34 @@ impl Viewer {
     }
 }
 
+/// TEST ONLY (see [`ViewerConfig::corrupt_uploads_for_testing`]): the same message with every
+/// payload byte of a segment chunk flipped; other messages unchanged.
+fn corrupted(message: Vec<u8>) -> Vec<u8> {
+    match Message::decode(&message) {
+        Ok(Message::Data {
+            seq,
+            offset,
+            payload,
+        }) => {
+            let flipped: Vec<u8> = payload.iter().map(|b| !b).collect();
+            Message::Data {
+                seq,
+                offset,
+                payload: &flipped,
+            }
+            .encode()
+        }
+        _ => message,
+    }
+}
+
 /// Reloads one rendition's playlist for as long as it is live.
-async fn follow_playlist(cdn: CdnClient, rendition: u16, url: Url, io: mpsc::UnboundedSender<Io>) {
-    let mut playlist = LivePlaylist::new(url);
+async fn follow_playlist(
+    cdn: CdnClient,
+    rendition: u16,
+    mut playlist: LivePlaylist,
+    io: mpsc::UnboundedSender<Io>,
+) {
     loop {
         match playlist.refresh(&cdn).await {
             Ok(segments) if !segments.is_empty() => {
@@ -501,7 +726,9 @@ async fn read_link(
     let _ = io.send(Io::PeerClosed(peer));
 }
 
-/// Sends a peer's messages in order; reports when the channel's buffer drained.
+/// Sends a peer's messages in order. After sending, reports the channel's buffered amount once
+/// it has fallen to [`crate::rtc::BUFFERED_AMOUNT_LOW`], so the core (which stops sending at its
+/// `max_buffered_amount`) always hears that it may go on.
 fn spawn_writer(
     peer: PeerId,
     channel: Channel,
@@ -509,15 +736,23 @@ fn spawn_writer(
 ) -> mpsc::UnboundedSender<Bytes> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
     tokio::spawn(async move {
-        while let Some(message) = rx.recv().await {
-            if channel.send(message).await.is_err() {
-                return;
-            }
-            if rx.is_empty() {
-                channel.buffered_amount_low().await;
-                let buffered = channel.buffered_amount().await;
-                if io.send(Io::PeerLow(peer, buffered)).is_err() {
-                    return;
+        let mut unreported = false;
+        loop {
+            tokio::select! {
+                biased;
+                message = rx.recv() => {
+                    let Some(message) = message else { return };
+                    if channel.send(message).await.is_err() {
+                        return;
+                    }
+                    unreported = true;
+                }
+                () = channel.buffered_amount_low(), if unreported => {
+                    unreported = false;
+                    let buffered = channel.buffered_amount().await;
+                    if io.send(Io::PeerLow(peer, buffered)).is_err() {
+                        return;
+                    }
                 }
             }
         }
