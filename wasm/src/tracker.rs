@@ -1,0 +1,437 @@
+//! Meeting peers through WebTorrent trackers (`tracker/PROTOCOL.md`): one WebSocket per
+//! tracker, kept up with reconnects (exponential backoff with jitter); announces carry fresh
+//! WebRTC offers (all ICE candidates gathered, as WebTorrent does), relayed offers are answered,
+//! answers complete pending offers. Swarms are announced again after each reconnect and at the
+//! tracker's interval.
+
+use crate::driver::Driver;
+use crate::js::{self, get, get_f64, get_string, set};
+use crate::peer;
+use crate::vec_map::VecMap;
+use js_sys::{Array, Object};
+use std::time::Duration;
+use wasm_bindgen::prelude::*;
+use web_sys::{MessageEvent, RtcDataChannel, RtcPeerConnection, WebSocket};
+
+/// How long an unanswered offer is kept (the tracker forgets offers after about as long).
+const OFFER_LIFETIME: Duration = Duration::from_secs(50);
+/// Re-announce period until the tracker gives one.
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(120);
+/// Longest wait for the next announce (with fresh offers) after a peer connection ended: the
+/// tracker's interval, often minutes, would leave a page whose only connection failed alone.
+const REANNOUNCE_AFTER_LOSS: Duration = Duration::from_secs(5);
+/// First reconnect delay; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+/// Longest wait between reconnect attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(15);
+/// This SDK's client prefix in peer ids (Azureus style, as WebTorrent).
+const CLIENT_PREFIX: &[u8] = b"-PV0001-";
+
+/// A 20-byte protocol identifier.
+pub type Id20 = [u8; 20];
+
+/// The protocol's text form of an id: one code point per byte.
+fn to_text(id: &Id20) -> String {
+    id.iter().map(|&b| char::from(b)).collect()
+}
+
+/// Reads an id; `None` unless exactly 20 code points below U+0100.
+fn from_text(text: &str) -> Option<Id20> {
+    let mut id = [0u8; 20];
+    let mut chars = text.chars();
+    for byte in &mut id {
+        *byte = u8::try_from(u32::from(chars.next()?)).ok()?;
+    }
+    chars.next().is_none().then_some(id)
+}
+
+/// One tracker connection.
+struct Tracker {
+    url: String,
+    socket: Option<WebSocket>,
+    connected: bool,
+    attempt: u32,
+    handlers: Vec<Closure<dyn FnMut(JsValue)>>,
+}
+
+/// A joined swarm.
+struct Swarm {
+    next_announce: Duration,
+    interval: Duration,
+}
+
+/// An offer sent through a tracker, waiting for an answer.
+struct Pending {
+    pc: RtcPeerConnection,
+    channel: RtcDataChannel,
+    info_hash: Id20,
+    created: Duration,
+}
+
+/// Tracker connections, joined swarms and pending offers.
+pub struct Signaling {
+    peer_id: Id20,
+    trackers: Vec<Tracker>,
+    swarms: VecMap<Id20, Swarm>,
+    pending: VecMap<Id20, Pending>,
+}
+
+impl Signaling {
+    /// A peer connection ended: every swarm announces again within [`REANNOUNCE_AFTER_LOSS`].
+    pub fn announce_soon(&mut self, now: Duration) {
+        for (_, swarm) in self.swarms.iter_mut() {
+            swarm.next_announce = swarm.next_announce.min(now + REANNOUNCE_AFTER_LOSS);
+        }
+    }
+
+    /// Signaling through `urls` as a new random peer id (not connected yet).
+    pub fn new(urls: &[String]) -> Signaling {
+        Signaling {
+            peer_id: js::random_id(CLIENT_PREFIX),
+            trackers: urls
+                .iter()
+                .map(|url| Tracker {
+                    url: url.clone(),
+                    socket: None,
+                    connected: false,
+                    attempt: 0,
+                    handlers: Vec::new(),
+                })
+                .collect(),
+            swarms: VecMap::default(),
+            pending: VecMap::default(),
+        }
+    }
+
+    /// Closes every tracker connection and pending offer.
+    pub fn close(&mut self) {
+        for tracker in &mut self.trackers {
+            tracker.disconnect();
+        }
+        for pending in std::mem::take(&mut self.pending).into_values() {
+            pending.pc.close();
+        }
+    }
+}
+
+impl Tracker {
+    fn disconnect(&mut self) {
+        if let Some(socket) = self.socket.take() {
+            socket.set_onopen(None);
+            socket.set_onmessage(None);
+            socket.set_onclose(None);
+            let _ = socket.close();
+        }
+        self.connected = false;
+    }
+
+    fn send(&self, message: &Object) {
+        let Some(socket) = self.socket.as_ref().filter(|_| self.connected) else {
+            return;
+        };
+        if let Some(text) = js_sys::JSON::stringify(message)
+            .ok()
+            .and_then(|t| t.as_string())
+        {
+            let _ = socket.send_with_str(&text);
+        }
+    }
+}
+
+impl Driver {
+    /// Opens every tracker connection.
+    pub fn connect_trackers(&mut self) {
+        for index in 0..self.signaling.trackers.len() {
+            self.connect_tracker(index);
+        }
+    }
+
+    fn connect_tracker(&mut self, index: usize) {
+        let Some(tracker) = self.signaling.trackers.get_mut(index) else {
+            return;
+        };
+        tracker.disconnect();
+        tracker.handlers.clear();
+        let Ok(socket) = WebSocket::new(&tracker.url) else {
+            return;
+        };
+        let this = self.this.clone();
+        let on_open = Closure::<dyn FnMut(JsValue)>::new(move |_| {
+            Driver::with(&this, |d| d.on_tracker_open(index));
+        });
+        let this = self.this.clone();
+        let on_message = Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
+            let text = event
+                .dyn_ref::<MessageEvent>()
+                .and_then(|e| e.data().as_string());
+            if let Some(text) = text {
+                Driver::with(&this, |d| d.on_tracker_message(index, &text));
+            }
+        });
+        let this = self.this.clone();
+        let on_close = Closure::<dyn FnMut(JsValue)>::new(move |_| {
+            Driver::with(&this, |d| d.on_tracker_closed(index));
+        });
+        socket.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+        socket.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        socket.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+        tracker.socket = Some(socket);
+        tracker.handlers = vec![on_open, on_message, on_close];
+    }
+
+    fn on_tracker_open(&mut self, index: usize) {
+        if let Some(tracker) = self.signaling.trackers.get_mut(index) {
+            tracker.connected = true;
+            tracker.attempt = 0;
+        }
+        let swarms: Vec<Id20> = self.signaling.swarms.iter().map(|(k, _)| *k).collect();
+        for info_hash in swarms {
+            self.announce(index, info_hash, "started");
+        }
+    }
+
+    fn on_tracker_closed(&mut self, index: usize) {
+        let Some(tracker) = self.signaling.trackers.get_mut(index) else {
+            return;
+        };
+        tracker.connected = false;
+        let full = FIRST_BACKOFF
+            .saturating_mul(1 << tracker.attempt.min(10))
+            .min(MAX_BACKOFF);
+        tracker.attempt = tracker.attempt.saturating_add(1);
+        let wait = full / 2 + full.mul_f64(js_sys::Math::random() / 2.0);
+        let this = self.this.clone();
+        js::after(wait, move || {
+            Driver::with(&this, |d| d.connect_tracker(index));
+        });
+    }
+
+    /// Joins the swarm of a rendition: announces now on every connected tracker and periodically.
+    pub fn join_swarm(&mut self, rendition: u16) {
+        let Some(info_hash) = self
+            .stream
+            .renditions
+            .get(usize::from(rendition))
+            .map(|r| r.info_hash)
+        else {
+            return;
+        };
+        let swarm = Swarm {
+            next_announce: js::now() + DEFAULT_INTERVAL,
+            interval: DEFAULT_INTERVAL,
+        };
+        self.signaling.swarms.insert(info_hash, swarm);
+        for index in 0..self.signaling.trackers.len() {
+            self.announce(index, info_hash, "started");
+        }
+    }
+
+    /// Periodic work: due re-announces, stale offers, peers that never opened, stalled requests.
+    pub fn signaling_tick(&mut self) {
+        let now = js::now();
+        let stale: Vec<Id20> = self
+            .signaling
+            .pending
+            .iter()
+            .filter(|(_, p)| now.saturating_sub(p.created) > OFFER_LIFETIME)
+            .map(|(id, _)| *id)
+            .collect();
+        for offer_id in stale {
+            if let Some(pending) = self.signaling.pending.remove(&offer_id) {
+                pending.pc.close();
+            }
+        }
+        let due: Vec<Id20> = self
+            .signaling
+            .swarms
+            .iter_mut()
+            .filter(|(_, s)| s.next_announce <= now)
+            .map(|(hash, swarm)| {
+                swarm.next_announce = now + swarm.interval;
+                *hash
+            })
+            .collect();
+        for info_hash in due {
+            for index in 0..self.signaling.trackers.len() {
+                self.announce(index, info_hash, "update");
+            }
+        }
+        self.drop_unopened_peers(now);
+        self.fail_stalled_http(now);
+    }
+
+    /// Announces to one swarm on one tracker with fresh offers (made asynchronously).
+    fn announce(&mut self, index: usize, info_hash: Id20, event: &'static str) {
+        if !self
+            .signaling
+            .trackers
+            .get(index)
+            .is_some_and(|t| t.connected)
+        {
+            return;
+        }
+        let count = self.settings.offers_per_announce;
+        let rtc = self.rtc_settings();
+        let this = self.this.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            let mut offers = Vec::with_capacity(count);
+            for _ in 0..count {
+                if let Some(offer) = peer::create_offer(&rtc).await {
+                    offers.push(offer);
+                }
+            }
+            Driver::with(&this, |d| d.send_announce(index, info_hash, event, offers));
+        });
+    }
+
+    fn send_announce(
+        &mut self,
+        index: usize,
+        info_hash: Id20,
+        event: &str,
+        offers: Vec<(RtcPeerConnection, RtcDataChannel, String)>,
+    ) {
+        let list = Array::new();
+        let now = js::now();
+        for (pc, channel, sdp) in offers {
+            let offer_id = js::random_id(&[]);
+            let offer = Object::new();
+            set(&offer, "type", "offer");
+            set(&offer, "sdp", sdp);
+            let entry = Object::new();
+            set(&entry, "offer", offer);
+            set(&entry, "offer_id", to_text(&offer_id));
+            list.push(&entry);
+            let pending = Pending {
+                pc,
+                channel,
+                info_hash,
+                created: now,
+            };
+            self.signaling.pending.insert(offer_id, pending);
+        }
+        let message = self.message("announce", &info_hash);
+        set(&message, "numwant", list.length());
+        set(&message, "uploaded", 0);
+        set(&message, "downloaded", 0);
+        set(&message, "event", event);
+        set(&message, "offers", list);
+        if !self.settings.engine.upload {
+            let ext = Object::new();
+            set(&ext, "upload", false);
+            set(&message, "ext", ext);
+        }
+        if let Some(tracker) = self.signaling.trackers.get(index) {
+            tracker.send(&message);
+        }
+    }
+
+    fn message(&self, action: &str, info_hash: &Id20) -> Object {
+        let message = Object::new();
+        set(&message, "action", action);
+        set(&message, "info_hash", to_text(info_hash));
+        set(&message, "peer_id", to_text(&self.signaling.peer_id));
+        message
+    }
+
+    fn on_tracker_message(&mut self, index: usize, text: &str) {
+        let Ok(message) = js_sys::JSON::parse(text) else {
+            return;
+        };
+        if get_string(&message, "action").as_deref() != Some("announce") {
+            return;
+        }
+        let id = |key| get_string(&message, key).as_deref().and_then(from_text);
+        let Some(info_hash) = id("info_hash") else {
+            return;
+        };
+        let sdp = |key| get_string(&get(&message, key), "sdp");
+        if let (Some(offer), Some(peer_id), Some(offer_id)) =
+            (sdp("offer"), id("peer_id"), id("offer_id"))
+        {
+            self.answer_offer(index, info_hash, peer_id, offer_id, offer);
+        } else if let (Some(answer), Some(offer_id)) = (sdp("answer"), id("offer_id")) {
+            self.accept_answer(info_hash, offer_id, answer);
+        } else if let Some(interval) = get_f64(&message, "interval")
+            && let Some(swarm) = self.signaling.swarms.get_mut(&info_hash)
+        {
+            let interval = Duration::from_secs_f64(interval.clamp(5.0, 3600.0));
+            swarm.next_announce = js::now() + interval;
+            swarm.interval = interval;
+        }
+    }
+
+    fn answer_offer(
+        &mut self,
+        index: usize,
+        info_hash: Id20,
+        peer_id: Id20,
+        offer_id: Id20,
+        offer: String,
+    ) {
+        let Some(rendition) = self.stream.rendition_of(&info_hash) else {
+            return;
+        };
+        if !self.signaling.swarms.contains_key(&info_hash) || peer_id == self.signaling.peer_id {
+            return;
+        }
+        let rtc = self.rtc_settings();
+        let this = self.this.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            let Some((pc, answer)) = peer::accept_offer(&rtc, &offer).await else {
+                return;
+            };
+            Driver::with(&this, |d| {
+                let message = d.message("announce", &info_hash);
+                set(&message, "to_peer_id", to_text(&peer_id));
+                set(&message, "offer_id", to_text(&offer_id));
+                let body = Object::new();
+                set(&body, "type", "answer");
+                set(&body, "sdp", answer);
+                set(&message, "answer", body);
+                if let Some(tracker) = d.signaling.trackers.get(index) {
+                    tracker.send(&message);
+                }
+                d.attach_peer(pc, None, rendition);
+            });
+        });
+    }
+
+    fn accept_answer(&mut self, info_hash: Id20, offer_id: Id20, answer: String) {
+        let Some(pending) = self.signaling.pending.remove(&offer_id) else {
+            return;
+        };
+        let Some(rendition) = self
+            .stream
+            .rendition_of(&info_hash)
+            .filter(|_| pending.info_hash == info_hash)
+        else {
+            pending.pc.close();
+            return;
+        };
+        let this = self.this.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            if peer::set_answer(&pending.pc, &answer).await {
+                Driver::with(&this, |d| {
+                    d.attach_peer(pending.pc, Some(pending.channel), rendition);
+                });
+            } else {
+                pending.pc.close();
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip_through_their_text_form() {
+        let id: Id20 = core::array::from_fn(|i| (i as u8).wrapping_mul(29).wrapping_add(200));
+        assert_eq!(from_text(&to_text(&id)), Some(id));
+        assert_eq!(from_text("short"), None);
+        assert_eq!(from_text(&"€".repeat(20)), None);
+        assert_eq!(from_text(&"a".repeat(21)), None);
+    }
+}
