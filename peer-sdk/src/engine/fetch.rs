@@ -746,6 +746,9 @@ impl Engine {
             }
         }
         fetch.retry_after = retry_after;
+        // A request can fail after its last byte arrived (e.g. the connection broke before the
+        // end of the body was signalled): with nothing missing, the segment is complete.
+        self.try_complete(key);
     }
 
     /// Once every byte is in: verify (if any came from peers) and store, or react to failure.

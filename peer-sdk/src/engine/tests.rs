@@ -274,6 +274,38 @@ fn stalled_peer_is_completed_from_the_cdn_by_range_in_time() {
 }
 
 #[test]
+fn a_range_request_that_fails_after_its_last_byte_still_completes_the_segment() {
+    let mut engine = setup(40_000, true, &[2]);
+    engine.handle(Input::SegmentRequested(key(2)), Duration::ZERO);
+    drain(&mut engine);
+    let data = content(2, 40_000);
+    let at = Duration::from_millis(100);
+    send_data(&mut engine, PEER, 2, 0..16_384, &data, at);
+    drain(&mut engine);
+    let (now, (request, range)) = loop {
+        let now = engine
+            .poll_timeout()
+            .expect("a wake-up for the deadline check");
+        engine.handle_timeout(now);
+        if let Some(request) = http_requests(&drain(&mut engine)).into_iter().next() {
+            break (now, request);
+        }
+    };
+    assert_eq!(range, Some(16_384..40_000));
+    engine.handle(
+        Input::HttpData {
+            request,
+            bytes: &data[16_384..],
+        },
+        now,
+    );
+    engine.handle(Input::HttpFailed(request), now);
+    let out = drain(&mut engine);
+    assert_eq!(delivered(&out), vec![(key(2), data)]);
+    assert!(http_requests(&out).is_empty(), "no byte is fetched twice");
+}
+
+#[test]
 fn corrupt_peer_data_is_never_delivered_and_the_sender_is_banned() {
     let mut engine = setup(40_000, true, &[5]);
     engine.handle(Input::SegmentRequested(key(5)), Duration::ZERO);
