@@ -87,4 +87,10 @@ impl Settings {
             engine,
         }
     }
+
+    /// The buffered amount at or below which a data channel may take more of the core's data
+    /// (`bufferedAmountLowThreshold`): a quarter of the most the core lets a channel buffer.
+    pub fn buffered_amount_low(&self) -> usize {
+        self.engine.max_buffered_amount / 4
+    }
 }

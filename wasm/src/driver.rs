@@ -165,12 +165,38 @@ impl Driver {
         }
     }
 
+    /// Carries out the core's outputs. The browser fires `bufferedamountlow` only when a
+    /// channel's buffer drains across the threshold; a channel that stayed below it after the
+    /// core's last sends would never fire, and the core (which counts what it sent) would wait
+    /// forever. So each channel sent to is checked at once, as the native runtime does.
     fn run_outputs(&mut self) {
+        loop {
+            let sent_to = self.run_pending_outputs();
+            let low: Vec<(PeerId, usize)> = sent_to
+                .into_iter()
+                .filter_map(|peer| Some((peer, self.peers.get(&peer)?.buffered_amount()?)))
+                .filter(|(_, buffered)| *buffered <= self.settings.buffered_amount_low())
+                .collect();
+            if low.is_empty() {
+                return;
+            }
+            for (peer, buffered) in low {
+                self.input(Input::PeerBufferedAmountLow { peer, buffered });
+            }
+        }
+    }
+
+    /// Runs the outputs queued now; returns the peers that were sent something.
+    fn run_pending_outputs(&mut self) -> Vec<PeerId> {
+        let mut sent_to = Vec::new();
         while let Some(output) = self.engine.poll_output() {
             match output {
                 Output::SendToPeer { peer, bytes } => {
                     if let Some(p) = self.peers.get(&peer) {
                         p.send(&bytes);
+                        if !sent_to.contains(&peer) {
+                            sent_to.push(peer);
+                        }
                     }
                 }
                 Output::DisconnectPeer { peer, .. } => self.drop_peer(peer),
@@ -193,6 +219,7 @@ impl Driver {
                 Output::Event(event) => self.on_engine_event(event),
             }
         }
+        sent_to
     }
 
     /// SHA-256 with the browser's `crypto.subtle` (off the main thread, unlike inline hashing).

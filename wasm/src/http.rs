@@ -108,6 +108,11 @@ async fn fetch(
             skip: range.start,
             take: range.end - range.start,
         },
+        // Done once the requested bytes are in, whether or not the end of the body is seen.
+        (Some(range), _) => Window {
+            skip: 0,
+            take: range.end - range.start,
+        },
         _ => Window {
             skip: 0,
             take: u64::MAX,
@@ -145,8 +150,10 @@ async fn fetch(
             return Err(JsValue::from_str("aborted"));
         }
     }
-    if window.take > 0 && window.take != u64::MAX && range.is_some() {
+    if range.is_some() && window.take > 0 {
         return Err(JsValue::from_str("truncated body"));
     }
+    // Frees the connection of a body read only in part (a server that ignored `Range`).
+    let _ = reader.cancel();
     Ok(())
 }

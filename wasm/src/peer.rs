@@ -42,6 +42,11 @@ pub struct Peer {
 }
 
 impl Peer {
+    /// Bytes queued on the data channel, once it exists.
+    pub fn buffered_amount(&self) -> Option<usize> {
+        Some(self.channel.as_ref()?.buffered_amount() as usize)
+    }
+
     /// Sends one message (dropped if the channel is not open).
     pub fn send(&self, bytes: &[u8]) {
         if let Some(channel) = &self.channel {
@@ -251,7 +256,7 @@ impl Driver {
     }
 
     fn wire_channel(&mut self, peer: PeerId, channel: RtcDataChannel) {
-        let low_threshold = self.settings.engine.max_buffered_amount / 4;
+        let low_threshold = self.settings.buffered_amount_low();
         let Some(link) = self.peers.get_mut(&peer) else {
             channel.close();
             return;
