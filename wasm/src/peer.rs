@@ -274,12 +274,13 @@ impl Driver {
             };
             let bytes = Uint8Array::new(&event.data()).to_vec();
             Driver::with(&this, |d| {
-                if d.peers.get(&peer).is_some_and(|p| p.open) {
-                    d.input(Input::PeerMessage {
-                        peer,
-                        bytes: &bytes,
-                    });
-                }
+                // A message can be dispatched before the channel's `open` event (the remote's
+                // handshake right after it opened its end): it proves the channel open.
+                d.peer_opened(peer);
+                d.input(Input::PeerMessage {
+                    peer,
+                    bytes: &bytes,
+                });
             });
         });
         let this = self.this.clone();
@@ -304,8 +305,9 @@ impl Driver {
         link.channel = Some(channel);
     }
 
+    /// The channel to `peer` is open: the core learns of the peer (once).
     fn peer_opened(&mut self, peer: PeerId) {
-        let Some(link) = self.peers.get_mut(&peer) else {
+        let Some(link) = self.peers.get_mut(&peer).filter(|link| !link.open) else {
             return;
         };
         link.open = true;
