@@ -264,7 +264,7 @@ impl Driver {
             self.input(Input::TrackerHash {
                 key,
                 sha256: hash.sha256,
-                size: hash.size,
+                size: Some(hash.size),
             });
         }
         if let Some(state) = self.stream.renditions.get_mut(usize::from(rendition)) {
