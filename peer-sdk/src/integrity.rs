@@ -98,8 +98,10 @@ pub fn to_hex(digest: &Digest) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn parse_hex_digest(hex: &str) -> Option<Digest> {
-    if hex.len() != 64 || !hex.is_ascii() {
+/// Reads a digest written as 64 hex digits (as [`to_hex`] writes it); `None` for anything else.
+pub fn parse_hex_digest(hex: &str) -> Option<Digest> {
+    // Checked up front: `from_str_radix` alone would also take a sign ("+f").
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     let mut digest = [0; 32];
@@ -126,5 +128,18 @@ mod tests {
         assert_eq!(HashList::parse("x"), Err(HashListError::MissingHeader));
         let bad = format!("{HASH_LIST_HEADER}\nzz 7 a.ts\n");
         assert_eq!(HashList::parse(&bad), Err(HashListError::BadLine(2)));
+    }
+
+    #[test]
+    fn hex_digests_round_trip_and_nothing_else_parses() {
+        let digest = sha256(b"segment");
+        assert_eq!(parse_hex_digest(&to_hex(&digest)), Some(digest));
+        assert_eq!(
+            parse_hex_digest(&to_hex(&digest).to_uppercase()),
+            Some(digest)
+        );
+        assert_eq!(parse_hex_digest(&"+f".repeat(32)), None);
+        assert_eq!(parse_hex_digest(&"0".repeat(63)), None);
+        assert_eq!(parse_hex_digest(&"é".repeat(32)), None);
     }
 }
