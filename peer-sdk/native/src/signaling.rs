@@ -1,7 +1,7 @@
 //! Meeting peers through the tracker: announces carry fresh WebRTC offers, relayed offers are
 //! answered, answers complete pending offers, and every connection that results is handed out
-//! as a [`PeerLink`]. Swarms are announced again after each reconnect and at the tracker's
-//! interval. Segment hashes are reported to and
+//! as a [`PeerLink`]. Swarms are announced again after each reconnect, at the tracker's
+//! interval, and soon after the owner lost its last peer. Segment hashes are reported to and
 //! asked of the tracker on the same connection (`hash_report`, `hash_query`).
 
 use std::collections::HashMap;
@@ -22,6 +22,9 @@ use crate::tracker_client::{
 
 /// How long an unanswered offer is kept (the tracker forgets offers after about as long).
 const OFFER_LIFETIME: Duration = Duration::from_secs(50);
+/// Longest wait for the next announce (with fresh offers) after the owner lost its last peer:
+/// the tracker's interval, often minutes, would leave a viewer whose peers left alone.
+const REANNOUNCE_AFTER_LOSS: Duration = Duration::from_secs(5);
 
 /// Signaling settings.
 #[derive(Debug, Clone)]
@@ -76,6 +79,7 @@ pub enum SignalingEvent {
 enum Command {
     Join(Id20),
     Leave(Id20),
+    AnnounceSoon,
     ReportHash {
         info_hash: Id20,
         segment: String,
@@ -134,6 +138,12 @@ impl Signaling {
     /// Leaves a swarm (announces `stopped`).
     pub fn leave(&self, info_hash: Id20) {
         let _ = self.commands.send(Command::Leave(info_hash));
+    }
+
+    /// The owner lost its last peer: every joined swarm announces again (with fresh offers)
+    /// within a few seconds instead of at the tracker's interval.
+    pub fn announce_soon(&self) {
+        let _ = self.commands.send(Command::AnnounceSoon);
     }
 
     /// Reports the SHA-256 of a segment fetched from the CDN to the tracker, if this peer is
@@ -235,6 +245,12 @@ impl Task {
                         offers: Vec::new(),
                         ext: self.config.ext,
                     });
+                }
+            }
+            Command::AnnounceSoon => {
+                let soon = Instant::now() + REANNOUNCE_AFTER_LOSS;
+                for swarm in self.swarms.values_mut() {
+                    swarm.next_announce = swarm.next_announce.min(soon);
                 }
             }
             // Sent only after this connection's announce to the swarm: the tracker takes

@@ -474,6 +474,11 @@ impl Viewer {
                 if self.peers.remove(&peer).is_some() {
                     self.engine.handle(Input::PeerLeft(peer), now);
                 }
+                // Every connection's end passes here, also those the core closed.
+                let alone = !self.peers.values().any(|p| Some(p.rendition) == self.swarm);
+                if alone {
+                    self.signaling.announce_soon();
+                }
             }
             Io::Digest(job, sha256) => {
                 self.engine
