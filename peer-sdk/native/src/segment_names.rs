@@ -1,11 +1,10 @@
-//! The names segments go by in the tracker's hash agreement (`hash_report`, `hash_query` in
-//! `tracker/PROTOCOL.md`): the segment URI as the media playlist writes it, without its query
-//! string, so that viewers with different tokens agree on one name.
+//! The names recently listed segments go by in the tracker's hash agreement (`hash_report`,
+//! `hash_query` in `tracker/PROTOCOL.md`; see [`tracker_segment_name`]).
 
 use std::collections::BTreeMap;
 
 use peer_sdk::SegmentKey;
-use peer_sdk::swarm_id::strip_query;
+use peer_sdk::integrity::tracker_segment_name;
 
 /// Segments remembered per rendition behind the newest one. Hashes are agreed on for live
 /// segments, which the core keeps only a few segments behind the live edge.
@@ -18,10 +17,13 @@ pub struct SegmentNames {
 }
 
 impl SegmentNames {
-    /// Remembers the segment listed as `uri`, and forgets the segments of its rendition more
-    /// than [`REMEMBERED`] behind the newest one.
+    /// Remembers the segment listed as `uri` (unless the tracker would refuse its name), and
+    /// forgets the segments of its rendition more than [`REMEMBERED`] behind the newest one.
     pub fn insert(&mut self, key: SegmentKey, uri: &str) {
-        self.names.insert(key, strip_query(uri).to_owned());
+        let Some(name) = tracker_segment_name(uri) else {
+            return;
+        };
+        self.names.insert(key, name.to_owned());
         let newest = self
             .names
             .range(key..=last_of(key.rendition))

@@ -10,7 +10,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use peer_sdk::integrity::{Digest, parse_hex_digest, to_hex};
+use peer_sdk::integrity::{
+    Digest, MAX_HASH_QUERY_SEGMENTS, parse_hex_digest, to_hex, tracker_segment_name,
+};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -28,15 +30,8 @@ const MAX_MESSAGE: usize = 256 * 1024;
 /// How many tracker events may wait for the owner.
 const EVENT_QUEUE: usize = 256;
 
-/// Most segments in one `hash_query` (the tracker's default `max-scrape-hashes`); longer lists
-/// are split into several queries.
-pub const MAX_QUERY_SEGMENTS: usize = 64;
-
-/// Longest segment name the tracker takes, in bytes; longer names are never sent.
-const MAX_SEGMENT_NAME: usize = 256;
-
 /// Most hashes read from one `hash_query` reply (a reply answers one query at most).
-const MAX_REPLY_HASHES: usize = MAX_QUERY_SEGMENTS;
+const MAX_REPLY_HASHES: usize = MAX_HASH_QUERY_SEGMENTS;
 
 /// Reconnect timing.
 #[derive(Debug, Clone, Copy)]
@@ -270,14 +265,14 @@ impl TrackerClient {
     }
 
     /// Asks for the agreed hashes of segments (`hash_query`), in queries of at most
-    /// [`MAX_QUERY_SEGMENTS`]; answered by [`TrackerEvent::Hashes`]. Names the tracker would
+    /// [`MAX_HASH_QUERY_SEGMENTS`]; answered by [`TrackerEvent::Hashes`]. Names the tracker would
     /// refuse are left out.
     pub fn query_hashes<'a>(&self, info_hash: &Id20, segments: impl IntoIterator<Item = &'a str>) {
         let names: Vec<&str> = segments
             .into_iter()
             .filter(|s| is_segment_name(s))
             .collect();
-        for chunk in names.chunks(MAX_QUERY_SEGMENTS) {
+        for chunk in names.chunks(MAX_HASH_QUERY_SEGMENTS) {
             let message = json!({
                 "action": "hash_query",
                 "info_hash": id20::to_text(info_hash),
@@ -288,9 +283,9 @@ impl TrackerClient {
     }
 }
 
-/// Whether the tracker takes `name` as a segment name.
+/// Whether `name` is a segment name as the tracker takes it (see [`tracker_segment_name`]).
 fn is_segment_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= MAX_SEGMENT_NAME
+    tracker_segment_name(name) == Some(name)
 }
 
 /// Keeps one WebSocket up until every [`TrackerClient`] is dropped.
@@ -607,7 +602,7 @@ mod tests {
             peer_id: [1; 20],
             requests,
         };
-        let long = "x".repeat(MAX_SEGMENT_NAME + 1);
+        let long = "x".repeat(peer_sdk::integrity::MAX_TRACKER_SEGMENT_NAME + 1);
         let mut names: Vec<String> = (0..130).map(|i| format!("{i}.ts")).collect();
         names.extend([long.clone(), String::new()]);
         client.query_hashes(&[2; 20], names.iter().map(String::as_str));
