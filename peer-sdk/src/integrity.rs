@@ -111,7 +111,12 @@ pub fn tracker_segment_name(uri: &str) -> Option<&str> {
 
 /// Lowercase hex of a digest.
 pub fn to_hex(digest: &Digest) -> String {
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    digest
+        .iter()
+        .flat_map(|b| [DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 15)]])
+        .map(char::from)
+        .collect()
 }
 
 /// Reads a digest written as 64 hex digits (as [`to_hex`] writes it); `None` for anything else.
