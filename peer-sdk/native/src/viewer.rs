@@ -664,7 +664,7 @@ impl Viewer {
                 Output::Event(_) => {}
             }
         }
-        self.query_hashes(queries);
+        self.query_hashes(&queries);
     }
 
     /// Reports the hash of a segment fetched from the CDN to the tracker.
@@ -681,21 +681,16 @@ impl Viewer {
 
     /// Asks the tracker for the agreed hashes of the segments the core queried in one turn:
     /// one query per swarm.
-    fn query_hashes(&self, mut keys: Vec<SegmentKey>) {
-        keys.sort_unstable();
-        for same_rendition in keys.chunk_by(|a, b| a.rendition == b.rendition) {
-            let Some(rendition) = self
-                .stream
-                .renditions
-                .get(usize::from(same_rendition[0].rendition))
-            else {
-                continue;
-            };
-            let names: Vec<String> = same_rendition
+    fn query_hashes(&self, keys: &[SegmentKey]) {
+        for rendition in &self.stream.renditions {
+            let names: Vec<String> = keys
                 .iter()
+                .filter(|key| key.rendition == rendition.index)
                 .filter_map(|key| self.names.get(*key).map(str::to_owned))
                 .collect();
-            self.signaling.query_hashes(rendition.info_hash, names);
+            if !names.is_empty() {
+                self.signaling.query_hashes(rendition.info_hash, names);
+            }
         }
     }
 
