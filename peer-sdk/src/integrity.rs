@@ -1,4 +1,5 @@
-//! Segment integrity: SHA-256 digests and the sidecar hash list published with a stream.
+//! Segment integrity: SHA-256 digests, the sidecar hash list published with a stream, and the
+//! names segments go by in the tracker's hash agreement.
 //!
 //! Sidecar format (`PROTOCOL.md`, "Hash list"): UTF-8 text, first line `#p2pvd-hashes 1`, then one
 //! line per segment: `<sha256 as 64 lowercase hex> <size in bytes> <segment URI as in the playlist>`.
@@ -93,13 +94,35 @@ impl HashList {
     }
 }
 
-/// Lowercase hex of a digest.
-pub fn to_hex(digest: &Digest) -> String {
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+/// Longest segment name the tracker's hash agreement takes, in bytes (`tracker/PROTOCOL.md`).
+pub const MAX_TRACKER_SEGMENT_NAME: usize = 256;
+
+/// Most segments in one `hash_query` (the tracker's default `max-scrape-hashes`).
+pub const MAX_HASH_QUERY_SEGMENTS: usize = 64;
+
+/// A segment's name in the tracker's hash agreement (`hash_report`, `hash_query`): its URI as
+/// the media playlist writes it, without its query string, so that viewers with different
+/// tokens agree on one name. `None` when the tracker would refuse it (empty, or longer than
+/// [`MAX_TRACKER_SEGMENT_NAME`]).
+pub fn tracker_segment_name(uri: &str) -> Option<&str> {
+    let name = crate::swarm_id::strip_query(uri);
+    (!name.is_empty() && name.len() <= MAX_TRACKER_SEGMENT_NAME).then_some(name)
 }
 
-fn parse_hex_digest(hex: &str) -> Option<Digest> {
-    if hex.len() != 64 || !hex.is_ascii() {
+/// Lowercase hex of a digest.
+pub fn to_hex(digest: &Digest) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    digest
+        .iter()
+        .flat_map(|b| [DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 15)]])
+        .map(char::from)
+        .collect()
+}
+
+/// Reads a digest written as 64 hex digits (as [`to_hex`] writes it); `None` for anything else.
+pub fn parse_hex_digest(hex: &str) -> Option<Digest> {
+    // Checked up front: `from_str_radix` alone would also take a sign ("+f").
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     let mut digest = [0; 32];
@@ -126,5 +149,27 @@ mod tests {
         assert_eq!(HashList::parse("x"), Err(HashListError::MissingHeader));
         let bad = format!("{HASH_LIST_HEADER}\nzz 7 a.ts\n");
         assert_eq!(HashList::parse(&bad), Err(HashListError::BadLine(2)));
+    }
+
+    #[test]
+    fn tracker_names_drop_the_query_and_respect_the_trackers_limit() {
+        assert_eq!(tracker_segment_name("seg-1.ts?token=a"), Some("seg-1.ts"));
+        assert_eq!(tracker_segment_name("hi/seg-1.ts"), Some("hi/seg-1.ts"));
+        assert_eq!(tracker_segment_name("?seq=1"), None);
+        let long = "x".repeat(MAX_TRACKER_SEGMENT_NAME + 1);
+        assert_eq!(tracker_segment_name(&long), None);
+    }
+
+    #[test]
+    fn hex_digests_round_trip_and_nothing_else_parses() {
+        let digest = sha256(b"segment");
+        assert_eq!(parse_hex_digest(&to_hex(&digest)), Some(digest));
+        assert_eq!(
+            parse_hex_digest(&to_hex(&digest).to_uppercase()),
+            Some(digest)
+        );
+        assert_eq!(parse_hex_digest(&"+f".repeat(32)), None);
+        assert_eq!(parse_hex_digest(&"0".repeat(63)), None);
+        assert_eq!(parse_hex_digest(&"é".repeat(32)), None);
     }
 }

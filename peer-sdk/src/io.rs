@@ -114,14 +114,16 @@ pub enum Input<'a> {
     HttpFinished(RequestId),
     /// An HTTP request failed (network error, non-2xx status, truncated body).
     HttpFailed(RequestId),
-    /// The tracker knows the agreed hash of a segment (agreed by enough independent reporters).
+    /// A trusted hash of a segment arrived after its playlist: agreed at the tracker by enough
+    /// independent reporters, or from a hash list loaded late.
     TrackerHash {
         /// Which segment.
         key: SegmentKey,
         /// Its SHA-256.
         sha256: Digest,
-        /// Its size in bytes.
-        size: u64,
+        /// Its size in bytes, when the source states it (the tracker does not: a matching
+        /// digest fixes the size anyway; `None` keeps the size the engine plans with).
+        size: Option<u64>,
     },
     /// The driver computed the SHA-256 asked for by [`Output::ComputeDigest`].
     DigestComputed {

@@ -189,6 +189,7 @@ impl Driver {
     /// Runs the outputs queued now; returns the peers that were sent something.
     fn run_pending_outputs(&mut self) -> Vec<PeerId> {
         let mut sent_to = Vec::new();
+        let mut queries = Vec::new();
         while let Some(output) = self.engine.poll_output() {
             match output {
                 Output::SendToPeer { peer, bytes } => {
@@ -212,13 +213,13 @@ impl Driver {
                 }
                 Output::Deliver { key, data } => self.deliver(key, &data),
                 Output::Announce { rendition } => self.join_swarm(rendition),
-                // The tracker's hash extension is not used: trusted hashes come from the
-                // stream's hash list (or integrity is off).
-                Output::ReportHash { .. } | Output::QueryHash(_) => {}
+                Output::ReportHash { key, sha256, .. } => self.report_hash(key, &sha256),
+                Output::QueryHash(key) => queries.push(key),
                 Output::ComputeDigest { job, data } => self.compute_digest(job, &data),
                 Output::Event(event) => self.on_engine_event(event),
             }
         }
+        self.query_hashes(queries);
         sent_to
     }
 

@@ -1,13 +1,15 @@
 //! What the driver knows about the stream from the playlists that passed through the player's
-//! loader: renditions and their swarm ids (`tracker/PROTOCOL.md`), the URL of every segment,
-//! media times, and the trusted hashes of the stream's hash lists.
+//! loader: renditions and their swarm ids (`tracker/PROTOCOL.md`), the URL and tracker name of
+//! every segment, media times, and the trusted hashes of the stream's hash lists. Hash lists
+//! come first; segments without an entry (all of them when a rendition has no list) are left to
+//! the hashes agreed at the tracker.
 
 use crate::config::Integrity;
 use crate::driver::Driver;
 use crate::js;
 use crate::playlist::{self, Playlist};
 use crate::vec_map::VecMap;
-use peer_sdk::integrity::{HashList, SegmentHash};
+use peer_sdk::integrity::{HashList, SegmentHash, tracker_segment_name};
 use peer_sdk::swarm_id::{info_hash, rendition_key, strip_query};
 use peer_sdk::{Input, SegmentInfo, SegmentKey};
 use std::time::Duration;
@@ -29,6 +31,8 @@ pub struct Rendition {
     hashes: Option<HashList>,
     /// A hash list request is running.
     hash_list_loading: bool,
+    /// The hash list does not exist (404): it is not asked for again.
+    no_hash_list: bool,
 }
 
 /// A known segment.
@@ -75,6 +79,28 @@ impl Stream {
             .map(|k| k.start + k.duration)
     }
 
+    /// The swarm id of a rendition.
+    pub fn info_hash(&self, rendition: u16) -> Option<[u8; 20]> {
+        self.renditions
+            .get(usize::from(rendition))
+            .map(|r| r.info_hash)
+    }
+
+    /// A segment's name in the tracker's hash agreement, if the tracker takes it.
+    pub fn tracker_name(&self, key: SegmentKey) -> Option<&str> {
+        let known = self.by_url.values().find(|k| k.key == key)?;
+        tracker_segment_name(&known.uri)
+    }
+
+    /// The known segments of `rendition` the tracker names `name`.
+    pub fn keys_named(&self, rendition: u16, name: &str) -> Vec<SegmentKey> {
+        self.by_url
+            .values()
+            .filter(|k| k.key.rendition == rendition && tracker_segment_name(&k.uri) == Some(name))
+            .map(|k| k.key)
+            .collect()
+    }
+
     /// The rendition whose swarm id is `info_hash`.
     pub fn rendition_of(&self, info_hash: &[u8; 20]) -> Option<u16> {
         let index = self
@@ -112,6 +138,7 @@ impl Rendition {
             last: None,
             hashes: None,
             hash_list_loading: false,
+            no_hash_list: false,
         }
     }
 }
@@ -209,6 +236,7 @@ impl Driver {
         if let Integrity::HashList { suffix } = &self.settings.integrity
             && untrusted
             && !state.hash_list_loading
+            && !state.no_hash_list
         {
             state.hash_list_loading = true;
             self.load_hash_list(rendition, format!("{}{suffix}", strip_query(url)));
@@ -223,11 +251,13 @@ impl Driver {
     fn load_hash_list(&self, rendition: u16, url: String) {
         let this = self.this.clone();
         wasm_bindgen_futures::spawn_local(async move {
+            let mut missing = false;
             let text = async {
                 let response = JsFuture::from(js::window().fetch_with_str(&url))
                     .await
                     .ok()?;
                 let response: web_sys::Response = response.dyn_into().ok()?;
+                missing = response.status() == 404;
                 if !response.ok() {
                     return None;
                 }
@@ -237,16 +267,18 @@ impl Driver {
                     .as_string()
             };
             let list = text.await.and_then(|t| HashList::parse(&t).ok());
-            Driver::with(&this, |d| d.on_hash_list(rendition, list));
+            Driver::with(&this, |d| d.on_hash_list(rendition, list, missing));
         });
     }
 
-    /// A hash list arrived (or failed: `None`): the core learns the hashes it lacked.
-    fn on_hash_list(&mut self, rendition: u16, list: Option<HashList>) {
+    /// A hash list arrived (or failed: `None`; `missing` when it does not exist): the core
+    /// learns the hashes it lacked.
+    fn on_hash_list(&mut self, rendition: u16, list: Option<HashList>, missing: bool) {
         let Some(state) = self.stream.renditions.get_mut(usize::from(rendition)) else {
             return;
         };
         state.hash_list_loading = false;
+        state.no_hash_list = missing;
         let Some(list) = list else {
             return;
         };
@@ -264,7 +296,7 @@ impl Driver {
             self.input(Input::TrackerHash {
                 key,
                 sha256: hash.sha256,
-                size: hash.size,
+                size: Some(hash.size),
             });
         }
         if let Some(state) = self.stream.renditions.get_mut(usize::from(rendition)) {

@@ -2,13 +2,16 @@
 //! tracker, kept up with reconnects (exponential backoff with jitter); announces carry fresh
 //! WebRTC offers (all ICE candidates gathered, as WebTorrent does), relayed offers are answered,
 //! answers complete pending offers. Swarms are announced again after each reconnect and at the
-//! tracker's interval.
+//! tracker's interval. Segment hashes are reported to and asked of every tracker (`hash_report`,
+//! `hash_query`); the agreed hashes it answers are trusted by the core.
 
 use crate::driver::Driver;
 use crate::js::{self, get, get_f64, get_string, set};
 use crate::peer;
 use crate::vec_map::VecMap;
 use js_sys::{Array, Object};
+use peer_sdk::integrity::{Digest, MAX_HASH_QUERY_SEGMENTS, parse_hex_digest, to_hex};
+use peer_sdk::{Input, SegmentKey};
 use std::time::Duration;
 use wasm_bindgen::prelude::*;
 use web_sys::{MessageEvent, RtcDataChannel, RtcPeerConnection, WebSocket};
@@ -50,6 +53,8 @@ struct Tracker {
     url: String,
     socket: Option<WebSocket>,
     connected: bool,
+    /// Swarms announced on this connection: the tracker takes hash reports for them only.
+    announced: Vec<Id20>,
     attempt: u32,
     handlers: Vec<Closure<dyn FnMut(JsValue)>>,
 }
@@ -94,6 +99,7 @@ impl Signaling {
                     url: url.clone(),
                     socket: None,
                     connected: false,
+                    announced: Vec::new(),
                     attempt: 0,
                     handlers: Vec::new(),
                 })
@@ -183,6 +189,7 @@ impl Driver {
         if let Some(tracker) = self.signaling.trackers.get_mut(index) {
             tracker.connected = true;
             tracker.attempt = 0;
+            tracker.announced.clear();
         }
         let swarms: Vec<Id20> = self.signaling.swarms.iter().map(|(k, _)| *k).collect();
         for info_hash in swarms {
@@ -208,12 +215,7 @@ impl Driver {
 
     /// Joins the swarm of a rendition: announces now on every connected tracker and periodically.
     pub fn join_swarm(&mut self, rendition: u16) {
-        let Some(info_hash) = self
-            .stream
-            .renditions
-            .get(usize::from(rendition))
-            .map(|r| r.info_hash)
-        else {
+        let Some(info_hash) = self.stream.info_hash(rendition) else {
             return;
         };
         let swarm = Swarm {
@@ -321,8 +323,83 @@ impl Driver {
             set(&ext, "upload", false);
             set(&message, "ext", ext);
         }
-        if let Some(tracker) = self.signaling.trackers.get(index) {
+        if let Some(tracker) = self.signaling.trackers.get_mut(index) {
             tracker.send(&message);
+            if !tracker.announced.contains(&info_hash) {
+                tracker.announced.push(info_hash);
+            }
+        }
+    }
+
+    /// Reports the hash of a segment fetched from the CDN to every tracker where this peer is
+    /// announced in the segment's swarm.
+    pub fn report_hash(&self, key: SegmentKey, sha256: &Digest) {
+        let (Some(info_hash), Some(name)) = (
+            self.stream.info_hash(key.rendition),
+            self.stream.tracker_name(key),
+        ) else {
+            return;
+        };
+        let message = self.message("hash_report", &info_hash);
+        set(&message, "segment", name);
+        set(&message, "sha256", to_hex(sha256));
+        for tracker in &self.signaling.trackers {
+            if tracker.announced.contains(&info_hash) {
+                tracker.send(&message);
+            }
+        }
+    }
+
+    /// Asks every tracker for the agreed hashes of the segments the core queried in one turn:
+    /// one `hash_query` per swarm and at most [`MAX_HASH_QUERY_SEGMENTS`] segments.
+    pub fn query_hashes(&self, keys: Vec<SegmentKey>) {
+        for (rendition, info_hash) in self
+            .stream
+            .renditions
+            .iter()
+            .map(|r| r.info_hash)
+            .enumerate()
+        {
+            let names: Vec<&str> = keys
+                .iter()
+                .filter(|key| usize::from(key.rendition) == rendition)
+                .filter_map(|key| self.stream.tracker_name(*key))
+                .collect();
+            for chunk in names.chunks(MAX_HASH_QUERY_SEGMENTS) {
+                let message = self.message("hash_query", &info_hash);
+                let list: Array = chunk.iter().map(|name| JsValue::from_str(name)).collect();
+                set(&message, "segments", list);
+                for tracker in &self.signaling.trackers {
+                    tracker.send(&message);
+                }
+            }
+        }
+    }
+
+    /// A tracker answered a hash query: the core trusts the agreed hashes (the tracker states
+    /// no size; a matching digest fixes it).
+    fn on_tracker_hashes(&mut self, info_hash: &Id20, hashes: &JsValue) {
+        let Some(rendition) = self.stream.rendition_of(info_hash) else {
+            return;
+        };
+        let Some(hashes) = hashes.dyn_ref::<Object>() else {
+            return;
+        };
+        for name in Object::keys(hashes).iter().take(MAX_HASH_QUERY_SEGMENTS) {
+            let Some(name) = name.as_string() else {
+                continue;
+            };
+            let Some(sha256) = get_string(hashes, &name).and_then(|hex| parse_hex_digest(&hex))
+            else {
+                continue;
+            };
+            for key in self.stream.keys_named(rendition, &name) {
+                self.input(Input::TrackerHash {
+                    key,
+                    sha256,
+                    size: None,
+                });
+            }
         }
     }
 
@@ -338,13 +415,17 @@ impl Driver {
         let Ok(message) = js_sys::JSON::parse(text) else {
             return;
         };
-        if get_string(&message, "action").as_deref() != Some("announce") {
-            return;
-        }
         let id = |key| get_string(&message, key).as_deref().and_then(from_text);
         let Some(info_hash) = id("info_hash") else {
             return;
         };
+        match get_string(&message, "action").as_deref() {
+            Some("announce") => {}
+            Some("hash_query") => {
+                return self.on_tracker_hashes(&info_hash, &get(&message, "hashes"));
+            }
+            _ => return,
+        }
         let sdp = |key| get_string(&get(&message, key), "sdp");
         if let (Some(offer), Some(peer_id), Some(offer_id)) =
             (sdp("offer"), id("peer_id"), id("offer_id"))

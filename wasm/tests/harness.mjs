@@ -111,16 +111,23 @@ async function freePort() {
   return port;
 }
 
-/** The tracker on a free loopback port: its WebSocket URL. */
-export async function startTracker() {
+/** The tracker on a free loopback port, with extra command-line `args`: its WebSocket URL. */
+export async function startTracker(args = []) {
   const port = await freePort();
-  await start("tracker", ["--listen", `127.0.0.1:${port}`], /tracker listening/);
+  await start("tracker", ["--listen", `127.0.0.1:${port}`, ...args], /tracker listening/);
   return `ws://127.0.0.1:${port}/`;
 }
 
-/** The test origin serving `dir` as a live stream: the master playlist URL. */
-export async function startOrigin(dir) {
-  const { match } = await start("origin", ["--media", dir, "--listen", "127.0.0.1:0", "--live"], /origin listening on (http:\/\/\S+)/);
+/** A counter or gauge from the `/metrics` of the tracker at `tracker` (its WebSocket URL); 0 when absent. */
+export async function trackerMetric(tracker, nameAndLabels) {
+  const text = await (await fetch(new URL("/metrics", tracker.replace(/^ws/, "http")))).text();
+  const line = text.split("\n").find((l) => l.startsWith(`${nameAndLabels} `));
+  return line ? Number(line.slice(nameAndLabels.length + 1)) : 0;
+}
+
+/** The test origin serving `dir` as a live stream, with extra command-line `args`: the master playlist URL. */
+export async function startOrigin(dir, args = []) {
+  const { match } = await start("origin", ["--media", dir, "--listen", "127.0.0.1:0", "--live", ...args], /origin listening on (http:\/\/\S+)/);
   return `${match[1]}/master.m3u8`;
 }
 

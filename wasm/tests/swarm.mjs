@@ -5,12 +5,17 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as h from "./harness.mjs";
 
-/** Plays with `player` ("hls" or "shaka") on three pages and checks offload, playback and bytes. */
-export async function playTogether(player) {
+/**
+ * Plays with `player` ("hls" or "shaka") on three pages and checks offload, playback and bytes.
+ * `trackerArgs` and `originArgs` go to the tracker's and the origin's command lines; the later
+ * pages must get at least `minShare` of their bytes from peers; `check` runs last with the
+ * tracker's URL and the pages' reports.
+ */
+export async function playTogether(player, { trackerArgs = [], originArgs = [], minShare = 0.5, check } = {}) {
   h.buildAll();
   const dir = h.media();
-  const tracker = await h.startTracker();
-  const src = await h.startOrigin(dir);
+  const tracker = await h.startTracker(trackerArgs);
+  const src = await h.startOrigin(dir, originArgs);
   const statics = await h.startStatic();
   const browser = await h.launchBrowser();
   try {
@@ -44,7 +49,8 @@ export async function playTogether(player) {
     const fromPeers = later.reduce((sum, s) => sum + s.bytesFromPeers, 0);
     const total = later.reduce((sum, s) => sum + s.bytesFromPeers + s.bytesFromCdn, 0);
     console.log(`${player}: later pages got ${((fromPeers / total) * 100).toFixed(0)}% of their bytes from peers`);
-    assert.ok(fromPeers / total >= 0.5, `later pages got only ${((fromPeers / total) * 100).toFixed(0)}% from peers`);
+    assert.ok(fromPeers / total >= minShare, `later pages got only ${((fromPeers / total) * 100).toFixed(0)}% from peers`);
+    await check?.({ tracker, reports });
   } finally {
     await browser.close();
     statics.close();

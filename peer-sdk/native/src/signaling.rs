@@ -1,7 +1,8 @@
 //! Meeting peers through the tracker: announces carry fresh WebRTC offers, relayed offers are
 //! answered, answers complete pending offers, and every connection that results is handed out
-//! as a [`PeerLink`]. Swarms are announced again after each reconnect and at the tracker's
-//! interval.
+//! as a [`PeerLink`]. Swarms are announced again after each reconnect, at the tracker's
+//! interval, and soon after the owner lost its last peer. Segment hashes are reported to and
+//! asked of the tracker on the same connection (`hash_report`, `hash_query`).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -9,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::join_all;
+use peer_sdk::integrity::Digest;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -20,6 +22,9 @@ use crate::tracker_client::{
 
 /// How long an unanswered offer is kept (the tracker forgets offers after about as long).
 const OFFER_LIFETIME: Duration = Duration::from_secs(50);
+/// Longest wait for the next announce (with fresh offers) after the owner lost its last peer:
+/// the tracker's interval, often minutes, would leave a viewer whose peers left alone.
+const REANNOUNCE_AFTER_LOSS: Duration = Duration::from_secs(5);
 
 /// Signaling settings.
 #[derive(Debug, Clone)]
@@ -74,6 +79,16 @@ pub enum SignalingEvent {
 enum Command {
     Join(Id20),
     Leave(Id20),
+    AnnounceSoon,
+    ReportHash {
+        info_hash: Id20,
+        segment: String,
+        sha256: Digest,
+    },
+    QueryHashes {
+        info_hash: Id20,
+        segments: Vec<String>,
+    },
 }
 
 /// Handle of a running signaling task. Dropping it stops the task.
@@ -124,6 +139,32 @@ impl Signaling {
     pub fn leave(&self, info_hash: Id20) {
         let _ = self.commands.send(Command::Leave(info_hash));
     }
+
+    /// The owner lost its last peer: every joined swarm announces again (with fresh offers)
+    /// within a few seconds instead of at the tracker's interval.
+    pub fn announce_soon(&self) {
+        let _ = self.commands.send(Command::AnnounceSoon);
+    }
+
+    /// Reports the SHA-256 of a segment fetched from the CDN to the tracker, if this peer is
+    /// announced in the swarm there (the tracker refuses reports from others).
+    pub fn report_hash(&self, info_hash: Id20, segment: String, sha256: Digest) {
+        let command = Command::ReportHash {
+            info_hash,
+            segment,
+            sha256,
+        };
+        let _ = self.commands.send(command);
+    }
+
+    /// Asks the tracker for the agreed hashes of segments of a swarm; the answer comes as
+    /// [`TrackerEvent::Hashes`].
+    pub fn query_hashes(&self, info_hash: Id20, segments: Vec<String>) {
+        let _ = self.commands.send(Command::QueryHashes {
+            info_hash,
+            segments,
+        });
+    }
 }
 
 struct Swarm {
@@ -157,26 +198,7 @@ impl Task {
             };
             tokio::select! {
                 command = commands.recv() => match command {
-                    Some(Command::Join(info_hash)) => {
-                        self.swarms.insert(info_hash, Swarm {
-                            next_announce: Instant::now(),
-                            interval: self.config.default_interval,
-                        });
-                        if self.connected {
-                            self.announce(info_hash, AnnounceEvent::Started).await;
-                        }
-                    }
-                    Some(Command::Leave(info_hash)) => {
-                        if self.swarms.remove(&info_hash).is_some() {
-                            self.client.announce(&Announce {
-                                info_hash,
-                                event: AnnounceEvent::Stopped,
-                                numwant: 0,
-                                offers: Vec::new(),
-                                ext: self.config.ext,
-                            });
-                        }
-                    }
+                    Some(command) => self.on_command(command).await,
                     None => return,
                 },
                 () = due => {
@@ -197,6 +219,59 @@ impl Task {
                     }
                     None => return,
                 },
+            }
+        }
+    }
+
+    /// Carries out one of the owner's commands.
+    async fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Join(info_hash) => {
+                let swarm = Swarm {
+                    next_announce: Instant::now(),
+                    interval: self.config.default_interval,
+                };
+                self.swarms.insert(info_hash, swarm);
+                if self.connected {
+                    self.announce(info_hash, AnnounceEvent::Started).await;
+                }
+            }
+            Command::Leave(info_hash) => {
+                if self.swarms.remove(&info_hash).is_some() {
+                    self.client.announce(&Announce {
+                        info_hash,
+                        event: AnnounceEvent::Stopped,
+                        numwant: 0,
+                        offers: Vec::new(),
+                        ext: self.config.ext,
+                    });
+                }
+            }
+            Command::AnnounceSoon => {
+                let soon = Instant::now() + REANNOUNCE_AFTER_LOSS;
+                for swarm in self.swarms.values_mut() {
+                    swarm.next_announce = swarm.next_announce.min(soon);
+                }
+            }
+            // Sent only after this connection's announce to the swarm: the tracker takes
+            // reports from members only.
+            Command::ReportHash {
+                info_hash,
+                segment,
+                sha256,
+            } => {
+                if self.connected && self.swarms.contains_key(&info_hash) {
+                    self.client.report_hash(&info_hash, &segment, &sha256);
+                }
+            }
+            Command::QueryHashes {
+                info_hash,
+                segments,
+            } => {
+                if self.connected {
+                    self.client
+                        .query_hashes(&info_hash, segments.iter().map(String::as_str));
+                }
             }
         }
     }
@@ -304,7 +379,7 @@ impl Task {
                 }
                 return Ok(());
             }
-            TrackerEvent::Failure { .. } => {}
+            TrackerEvent::Hashes { .. } | TrackerEvent::Failure { .. } => {}
         }
         self.events
             .send(SignalingEvent::Tracker(event))

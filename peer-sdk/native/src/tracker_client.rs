@@ -5,10 +5,14 @@
 //! the tracker said. Requests made while the connection is down are dropped (offers go stale
 //! quickly): after [`TrackerEvent::Connected`] the owner announces again.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use peer_sdk::integrity::{
+    Digest, MAX_HASH_QUERY_SEGMENTS, parse_hex_digest, to_hex, tracker_segment_name,
+};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -25,6 +29,9 @@ const MAX_MESSAGE: usize = 256 * 1024;
 
 /// How many tracker events may wait for the owner.
 const EVENT_QUEUE: usize = 256;
+
+/// Most hashes read from one `hash_query` reply (a reply answers one query at most).
+const MAX_REPLY_HASHES: usize = MAX_HASH_QUERY_SEGMENTS;
 
 /// Reconnect timing.
 #[derive(Debug, Clone, Copy)]
@@ -145,6 +152,13 @@ pub enum TrackerEvent {
         /// The answer SDP.
         sdp: String,
     },
+    /// The reply to a `hash_query`: the agreed hashes the tracker knows (others are absent).
+    Hashes {
+        /// The swarm.
+        info_hash: Id20,
+        /// Segment name and its agreed SHA-256.
+        hashes: Vec<(String, Digest)>,
+    },
     /// The tracker refused a request.
     Failure {
         /// The swarm, when the tracker named it.
@@ -232,6 +246,46 @@ impl TrackerClient {
         });
         let _ = self.requests.send(message.to_string());
     }
+
+    /// Reports the SHA-256 of a segment this peer fetched from the CDN (`hash_report`). The
+    /// tracker takes it only from a peer announced in the swarm on this connection. A name the
+    /// tracker would refuse (empty, or longer than 256 bytes) is not sent.
+    pub fn report_hash(&self, info_hash: &Id20, segment: &str, sha256: &Digest) {
+        if !is_segment_name(segment) {
+            return;
+        }
+        let message = json!({
+            "action": "hash_report",
+            "info_hash": id20::to_text(info_hash),
+            "peer_id": id20::to_text(&self.peer_id),
+            "segment": segment,
+            "sha256": to_hex(sha256),
+        });
+        let _ = self.requests.send(message.to_string());
+    }
+
+    /// Asks for the agreed hashes of segments (`hash_query`), in queries of at most
+    /// [`MAX_HASH_QUERY_SEGMENTS`]; answered by [`TrackerEvent::Hashes`]. Names the tracker would
+    /// refuse are left out.
+    pub fn query_hashes<'a>(&self, info_hash: &Id20, segments: impl IntoIterator<Item = &'a str>) {
+        let names: Vec<&str> = segments
+            .into_iter()
+            .filter(|s| is_segment_name(s))
+            .collect();
+        for chunk in names.chunks(MAX_HASH_QUERY_SEGMENTS) {
+            let message = json!({
+                "action": "hash_query",
+                "info_hash": id20::to_text(info_hash),
+                "segments": chunk,
+            });
+            let _ = self.requests.send(message.to_string());
+        }
+    }
+}
+
+/// Whether `name` is a segment name as the tracker takes it (see [`tracker_segment_name`]).
+fn is_segment_name(name: &str) -> bool {
+    tracker_segment_name(name) == Some(name)
 }
 
 /// Keeps one WebSocket up until every [`TrackerClient`] is dropped.
@@ -378,6 +432,7 @@ struct Incoming {
     interval: Option<u64>,
     complete: Option<u64>,
     incomplete: Option<u64>,
+    hashes: Option<HashMap<String, String>>,
     #[serde(rename = "failure reason")]
     failure_reason: Option<String>,
     #[serde(rename = "warning message")]
@@ -399,8 +454,16 @@ fn parse(text: &str) -> Result<Option<TrackerEvent>, &'static str> {
     if let Some(warning) = message.warning_message {
         tracing::info!(warning, "tracker warning");
     }
-    if message.action.as_deref() != Some("announce") {
-        return Ok(None);
+    match message.action.as_deref() {
+        Some("announce") => {}
+        Some("hash_query") => {
+            let info_hash = info_hash.ok_or("hash_query without a valid info_hash")?;
+            return Ok(Some(hashes_reply(
+                info_hash,
+                message.hashes.unwrap_or_default(),
+            )?));
+        }
+        _ => return Ok(None),
     }
     let info_hash = info_hash.ok_or("announce without a valid info_hash")?;
     let id = |field: Option<String>, name| field.as_deref().and_then(id20::from_text).ok_or(name);
@@ -428,6 +491,22 @@ fn parse(text: &str) -> Result<Option<TrackerEvent>, &'static str> {
             complete: message.complete.unwrap_or(0),
             incomplete: message.incomplete.unwrap_or(0),
         }))
+}
+
+/// Reads the hashes of a `hash_query` reply.
+fn hashes_reply(
+    info_hash: Id20,
+    hashes: HashMap<String, String>,
+) -> Result<TrackerEvent, &'static str> {
+    if hashes.len() > MAX_REPLY_HASHES {
+        return Err("hash_query reply with more hashes than a query asks");
+    }
+    let hashes = hashes
+        .into_iter()
+        .map(|(name, hex)| Some((name, parse_hex_digest(&hex)?)))
+        .collect::<Option<_>>()
+        .ok_or("hash_query reply with a hash that is not 64 hex digits")?;
+    Ok(TrackerEvent::Hashes { info_hash, hashes })
 }
 
 #[cfg(test)]
@@ -484,6 +563,62 @@ mod tests {
                 reason: "invalid info_hash".into()
             }))
         );
+    }
+
+    #[test]
+    fn parses_hash_query_replies() {
+        let hash = id20::to_text(&[3; 20]);
+        let digest = peer_sdk::integrity::sha256(b"segment");
+        let reply = json!({"action":"hash_query","info_hash":hash,
+            "hashes":{"seg-1.ts": to_hex(&digest)}});
+        assert_eq!(
+            parse(&reply.to_string()),
+            Ok(Some(TrackerEvent::Hashes {
+                info_hash: [3; 20],
+                hashes: vec![("seg-1.ts".into(), digest)]
+            }))
+        );
+        let empty = json!({"action":"hash_query","info_hash":hash,"hashes":{}});
+        assert_eq!(
+            parse(&empty.to_string()),
+            Ok(Some(TrackerEvent::Hashes {
+                info_hash: [3; 20],
+                hashes: Vec::new()
+            }))
+        );
+        let bad = json!({"action":"hash_query","info_hash":hash,"hashes":{"a.ts":"xyz"}});
+        assert!(parse(&bad.to_string()).is_err());
+        let many: HashMap<String, String> = (0..=MAX_REPLY_HASHES)
+            .map(|i| (format!("{i}.ts"), to_hex(&digest)))
+            .collect();
+        let flood = json!({"action":"hash_query","info_hash":hash,"hashes":many});
+        assert!(parse(&flood.to_string()).is_err());
+    }
+
+    #[test]
+    fn hash_queries_are_split_and_names_the_tracker_refuses_are_not_sent() {
+        let (requests, mut sent) = mpsc::unbounded_channel();
+        let client = TrackerClient {
+            peer_id: [1; 20],
+            requests,
+        };
+        let long = "x".repeat(peer_sdk::integrity::MAX_TRACKER_SEGMENT_NAME + 1);
+        let mut names: Vec<String> = (0..130).map(|i| format!("{i}.ts")).collect();
+        names.extend([long.clone(), String::new()]);
+        client.query_hashes(&[2; 20], names.iter().map(String::as_str));
+        let mut sizes = Vec::new();
+        while let Ok(text) = sent.try_recv() {
+            let message: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(message["action"], "hash_query");
+            sizes.push(message["segments"].as_array().unwrap().len());
+        }
+        assert_eq!(sizes, [64, 64, 2]);
+        client.report_hash(&[2; 20], &long, &[0; 32]);
+        assert!(sent.try_recv().is_err(), "a name too long is not reported");
+        client.report_hash(&[2; 20], "seg-1.ts", &[0xab; 32]);
+        let report: serde_json::Value = serde_json::from_str(&sent.try_recv().unwrap()).unwrap();
+        assert_eq!(report["segment"], "seg-1.ts");
+        assert_eq!(report["sha256"], "ab".repeat(32));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The driver: one tokio task per viewer that feeds the sans-IO core (`peer_sdk::Engine`) its
-//! inputs (time, playlists, player requests, peer bytes, HTTP progress) and carries out its
-//! outputs with the adapters of this crate.
+//! inputs (time, playlists, player requests, peer bytes, HTTP progress, the tracker's agreed
+//! segment hashes) and carries out its outputs with the adapters of this crate.
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -26,7 +26,9 @@ use crate::hls::{self, LivePlaylist, Stream};
 use crate::id20::Id20;
 use crate::player::{Known, Player};
 use crate::rtc::{Channel, LinkEvent, PeerLink, RtcFactory};
+use crate::segment_names::SegmentNames;
 use crate::signaling::{Signaling, SignalingConfig, SignalingEvent};
+use crate::tracker_client::TrackerEvent;
 
 /// How often the player's clock ticks.
 const TICK: Duration = Duration::from_millis(100);
@@ -113,6 +115,11 @@ pub struct ViewerSummary {
     pub peers_opened: u64,
     /// Segments that failed verification.
     pub integrity_failures: u64,
+    /// Agreed segment hashes the tracker answered (trusted where the stream has no hash list).
+    pub tracker_hashes: u64,
+    /// Segments whose peer bytes were dropped because no trusted hash came in time (the CDN
+    /// served them).
+    pub hash_timeouts: u64,
     /// Peers banned for sending corrupt data.
     pub peers_banned: u64,
     /// Segments delivered whose bytes came entirely from peers.
@@ -216,6 +223,7 @@ async fn watch_stream(
         left: Vec::new(),
         waiting_for_playlist: None,
         last_start: HashMap::new(),
+        names: SegmentNames::default(),
         hooks,
         last_progress: Duration::ZERO,
         summary: ViewerSummary::default(),
@@ -253,6 +261,8 @@ struct Viewer {
     /// The player's request, held until its rendition's playlist lists the segment.
     waiting_for_playlist: Option<SegmentKey>,
     last_start: HashMap<u16, (u64, Duration, Duration)>,
+    /// The tracker's names of recently listed segments (for hash reports and queries).
+    names: SegmentNames,
     hooks: ViewerHooks,
     last_progress: Duration,
     summary: ViewerSummary,
@@ -464,6 +474,11 @@ impl Viewer {
                 if self.peers.remove(&peer).is_some() {
                     self.engine.handle(Input::PeerLeft(peer), now);
                 }
+                // Every connection's end passes here, also those the core closed.
+                let alone = !self.peers.values().any(|p| Some(p.rendition) == self.swarm);
+                if alone {
+                    self.signaling.announce_soon();
+                }
             }
             Io::Digest(job, sha256) => {
                 self.engine
@@ -484,11 +499,13 @@ impl Viewer {
                 };
                 self.last_start
                     .insert(rendition, (segment.seq, start, segment.duration));
+                let key = SegmentKey {
+                    rendition,
+                    seq: segment.seq,
+                };
+                self.names.insert(key, &segment.uri);
                 SegmentInfo {
-                    key: SegmentKey {
-                        rendition,
-                        seq: segment.seq,
-                    },
+                    key,
                     url: segment.url.to_string(),
                     start,
                     duration: segment.duration,
@@ -499,15 +516,42 @@ impl Viewer {
     }
 
     fn on_signaling(&mut self, event: SignalingEvent) {
-        let SignalingEvent::Peer {
-            info_hash,
-            peer_id,
-            link,
-            ..
-        } = event
-        else {
+        match event {
+            SignalingEvent::Peer {
+                info_hash,
+                peer_id,
+                link,
+                ..
+            } => self.on_peer_link(info_hash, peer_id, link),
+            SignalingEvent::Tracker(TrackerEvent::Hashes { info_hash, hashes }) => {
+                self.on_tracker_hashes(&info_hash, hashes);
+            }
+            SignalingEvent::Tracker(_) => {}
+        }
+    }
+
+    /// The tracker answered a hash query: the core trusts these hashes (the tracker states no
+    /// size; a matching digest fixes it).
+    fn on_tracker_hashes(&mut self, info_hash: &Id20, hashes: Vec<(String, Digest)>) {
+        let Some(rendition) = self.rendition_of(info_hash) else {
             return;
         };
+        let now = self.now();
+        for (name, sha256) in hashes {
+            let keys: Vec<SegmentKey> = self.names.keys_named(rendition, &name).collect();
+            for key in keys {
+                self.summary.tracker_hashes += 1;
+                let input = Input::TrackerHash {
+                    key,
+                    sha256,
+                    size: None,
+                };
+                self.engine.handle(input, now);
+            }
+        }
+    }
+
+    fn on_peer_link(&mut self, info_hash: Id20, peer_id: Id20, link: PeerLink) {
         let Some(rendition) = self.rendition_of(&info_hash) else {
             return;
         };
@@ -542,6 +586,7 @@ impl Viewer {
     }
 
     fn execute_outputs(&mut self) {
+        let mut queries: Vec<SegmentKey> = Vec::new();
         while let Some(output) = self.engine.poll_output() {
             match &output {
                 Output::SendToPeer { .. } | Output::ComputeDigest { .. } => {}
@@ -602,10 +647,8 @@ impl Viewer {
                         let _ = io.send(Io::Digest(job, sha256(&data)));
                     });
                 }
-                // Trusted hashes come from the origin's hash lists (see `hls`); the tracker's
-                // hash extension is not used by this driver: unanswered queries make the core
-                // take those segments from the CDN.
-                Output::ReportHash { .. } | Output::QueryHash(_) => {}
+                Output::ReportHash { key, sha256, .. } => self.report_hash(key, sha256),
+                Output::QueryHash(key) => queries.push(key),
                 Output::Event(Event::PeerBanned(peer)) => {
                     tracing::info!(?peer, "peer banned for corrupt data");
                     self.summary.peers_banned += 1;
@@ -619,6 +662,34 @@ impl Viewer {
                     SegmentSource::Cdn => {}
                 },
                 Output::Event(_) => {}
+            }
+        }
+        self.query_hashes(&queries);
+    }
+
+    /// Reports the hash of a segment fetched from the CDN to the tracker.
+    fn report_hash(&self, key: SegmentKey, sha256: Digest) {
+        let (Some(rendition), Some(name)) = (
+            self.stream.renditions.get(usize::from(key.rendition)),
+            self.names.get(key),
+        ) else {
+            return;
+        };
+        self.signaling
+            .report_hash(rendition.info_hash, name.to_owned(), sha256);
+    }
+
+    /// Asks the tracker for the agreed hashes of the segments the core queried in one turn:
+    /// one query per swarm.
+    fn query_hashes(&self, keys: &[SegmentKey]) {
+        for rendition in &self.stream.renditions {
+            let names: Vec<String> = keys
+                .iter()
+                .filter(|key| key.rendition == rendition.index)
+                .filter_map(|key| self.names.get(*key).map(str::to_owned))
+                .collect();
+            if !names.is_empty() {
+                self.signaling.query_hashes(rendition.info_hash, names);
             }
         }
     }
@@ -636,6 +707,7 @@ impl Viewer {
             startup_seconds: self.player.started_at().map(|t| t.as_secs_f64()),
             peers: self.peers.values().filter(|p| p.outbox.is_some()).count(),
             integrity_failures: stats.integrity_failures,
+            hash_timeouts: stats.hash_timeouts,
             rendition_switches: self.player.switches(),
             rendition: self.player.rendition(),
             ..self.summary.clone()

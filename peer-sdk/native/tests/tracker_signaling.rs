@@ -126,3 +126,48 @@ async fn peers_meet_through_the_tracker_and_meet_again_after_it_restarts() {
     drop((a, b));
     tracker.shutdown().await;
 }
+
+/// Waits (at most 20 s) for this peer's next announce reply.
+async fn wait_announce_reply(events: &mut mpsc::Receiver<SignalingEvent>) {
+    let replied = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let event = events.recv().await.expect("signaling running");
+            if matches!(
+                event,
+                SignalingEvent::Tracker(TrackerEvent::AnnounceReply { .. })
+            ) {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(replied.is_ok(), "no announce reply within 20 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_left_alone_announces_again_within_seconds() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    let tracker = start_tracker(listener).await;
+    let factory = Arc::new(RtcFactory::loopback());
+    // A announces first, to an empty swarm: its offers reach nobody.
+    let (a, mut a_events) = Signaling::spawn(config(&url), Arc::clone(&factory));
+    a.join(SWARM);
+    wait_announce_reply(&mut a_events).await;
+    // B joins without offers: only A's next announce can connect them, and the tracker's
+    // interval (120 s) is far away.
+    let mut quiet = config(&url);
+    quiet.offers_per_announce = 0;
+    let (b, mut b_events) = Signaling::spawn(quiet, Arc::clone(&factory));
+    b.join(SWARM);
+    wait_announce_reply(&mut b_events).await;
+    let lost_last_peer = tokio::time::Instant::now();
+    a.announce_soon();
+    let (b_sees, _b_link, _) = wait_peer(&mut b_events).await;
+    let waited = lost_last_peer.elapsed();
+    println!("announced again and connected after {waited:?}");
+    assert_eq!(b_sees, a.peer_id());
+    assert!(waited < Duration::from_secs(10), "took {waited:?}");
+    drop((a, b));
+    tracker.shutdown().await;
+}

@@ -4,7 +4,7 @@
 use super::store::Stored;
 use super::{Engine, Segment, SegmentState};
 use crate::config::IntegrityMode;
-use crate::integrity::{Digest, SegmentHash, sha256};
+use crate::integrity::{Digest, sha256};
 use crate::io::{DigestJob, Event, Output, PeerId, RequestId, SegmentKey, SegmentSource};
 use crate::ranges::RangeSet;
 use crate::wire::{Message, pull_rank};
@@ -781,7 +781,7 @@ impl Engine {
         let verified = if fetch.from_peers == 0 || !check {
             true
         } else {
-            let Some(hash) = trusted else {
+            let Some(trusted) = trusted else {
                 fetch.awaiting_hash = true;
                 return self.query_hash(key);
             };
@@ -793,7 +793,7 @@ impl Engine {
                     None => return,
                 },
             };
-            hash.size == size && hash.sha256 == digest
+            trusted == digest
         };
         let Some(fetch) = self.fetch_mut(key).map(std::mem::take) else {
             return;
@@ -911,17 +911,20 @@ impl Engine {
         }
     }
 
-    /// A trusted hash arrived (from the tracker): verify a segment that waited for it.
-    pub(super) fn on_trusted_hash(&mut self, key: SegmentKey, sha256: [u8; 32], size: u64) {
+    /// A trusted hash arrived (from the tracker, or a hash list loaded late): verify a segment
+    /// that waited for it. Without a size, the size hint the engine has is kept.
+    pub(super) fn on_trusted_hash(&mut self, key: SegmentKey, sha256: Digest, size: Option<u64>) {
         let Some(segment) = self.segments.get_mut(&key) else {
             return;
         };
         if segment.trusted.is_some() {
             return;
         }
-        segment.trusted = Some(SegmentHash { sha256, size });
-        segment.size_hint = Some(size);
-        self.learn_size(key, size);
+        segment.trusted = Some(sha256);
+        if let Some(size) = size {
+            segment.size_hint = Some(size);
+            self.learn_size(key, size);
+        }
         if let Some(fetch) = self.fetch_mut(key) {
             if fetch.awaiting_hash {
                 fetch.awaiting_hash = false;

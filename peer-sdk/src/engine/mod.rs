@@ -9,7 +9,7 @@ mod store;
 
 use crate::bandwidth::BandwidthEstimator;
 use crate::config::Config;
-use crate::integrity::SegmentHash;
+use crate::integrity::Digest;
 use crate::io::{
     DigestJob, Input, Output, PeerId, PlaybackState, RequestId, SegmentInfo, SegmentKey,
 };
@@ -66,9 +66,11 @@ struct Playhead {
 /// Everything the engine tracks about one segment.
 struct Segment {
     info: SegmentInfo,
-    /// Trusted digest and size (hash list or tracker agreement).
-    trusted: Option<SegmentHash>,
-    /// Size claimed by peers, used to plan byte ranges (verified later by the hash).
+    /// Trusted digest (hash list or tracker agreement). A matching digest fixes the content,
+    /// and so its size: the size is checked by the digest alone.
+    trusted: Option<Digest>,
+    /// Size from the hash list, the tracker or (else) a peer's claim, used to plan byte ranges
+    /// (verified later by the digest).
     size_hint: Option<u64>,
     state: SegmentState,
     /// When the player requested it (`None`: not requested, or already delivered).
@@ -243,7 +245,7 @@ impl Engine {
             self.segments.insert(
                 key,
                 Segment {
-                    trusted: info.hash,
+                    trusted: info.hash.map(|h| h.sha256),
                     size_hint: info.hash.map(|h| h.size),
                     info: info.clone(),
                     state: SegmentState::Missing,

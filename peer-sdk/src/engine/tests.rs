@@ -376,11 +376,70 @@ fn peer_data_waits_for_the_tracker_hash() {
         Input::TrackerHash {
             key: key(5),
             sha256: sha256(&data),
-            size: 40_000,
+            size: Some(40_000),
         },
         Duration::from_millis(200),
     );
     assert_eq!(delivered(&drain(&mut engine)), vec![(key(5), data)]);
+}
+
+#[test]
+fn a_tracker_hash_without_a_size_verifies_peer_data_by_its_digest() {
+    let mut engine = setup(40_000, false, &[5, 6]);
+    let data = content(5, 40_000);
+    let at = Duration::from_millis(100);
+    engine.handle(
+        Input::TrackerHash {
+            key: key(6),
+            sha256: sha256(&content(6, 40_000)),
+            size: None,
+        },
+        at,
+    );
+    engine.handle(Input::SegmentRequested(key(5)), at);
+    drain(&mut engine);
+    send_data(&mut engine, PEER, 5, 0..40_000, &data, at);
+    assert!(drain(&mut engine).contains(&Output::QueryHash(key(5))));
+    engine.handle(
+        Input::TrackerHash {
+            key: key(5),
+            sha256: sha256(&data),
+            size: None,
+        },
+        Duration::from_millis(200),
+    );
+    assert_eq!(delivered(&drain(&mut engine)), vec![(key(5), data)]);
+    assert_eq!(
+        engine.segments[&key(6)].size_hint,
+        Some(40_000),
+        "the size the peer announced is still planned with"
+    );
+}
+
+#[test]
+fn peer_data_of_another_length_fails_a_size_less_tracker_hash() {
+    let mut engine = setup(40_000, false, &[5]);
+    engine.handle(Input::SegmentRequested(key(5)), Duration::ZERO);
+    drain(&mut engine);
+    // The peer announced 40,000 bytes; the true segment is one byte shorter.
+    let truth = content(5, 39_999);
+    let at = Duration::from_millis(100);
+    send_data(&mut engine, PEER, 5, 0..40_000, &content(5, 40_000), at);
+    drain(&mut engine);
+    engine.handle(
+        Input::TrackerHash {
+            key: key(5),
+            sha256: sha256(&truth),
+            size: None,
+        },
+        at,
+    );
+    let out = drain(&mut engine);
+    assert!(delivered(&out).is_empty());
+    assert!(out.contains(&Output::Event(Event::IntegrityFailure(key(5)))));
+    let requests = http_requests(&out);
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].1, None, "refetched whole from the CDN");
 }
 
 fn digest_jobs(outputs: &[Output]) -> Vec<(DigestJob, Vec<u8>)> {

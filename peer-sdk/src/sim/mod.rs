@@ -324,7 +324,7 @@ impl<'a> World<'a> {
                 Input::TrackerHash {
                     key,
                     sha256: hash.sha256,
-                    size: hash.size,
+                    size: Some(hash.size),
                 },
             ),
             Ev::DigestComputed { peer, job, sha256 } => {

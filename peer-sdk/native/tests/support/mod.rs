@@ -171,6 +171,17 @@ pub fn offload(summaries: &[ViewerSummary]) -> f64 {
     peers as f64 / (peers + cdn).max(1) as f64
 }
 
+/// Reads a counter from the tracker's `/metrics` (0 when absent), e.g.
+/// `tracker_hash_reports_total{outcome="accepted"}`.
+pub async fn tracker_metric(tracker: SocketAddr, name_and_labels: &str) -> f64 {
+    let cdn = CdnClient::new(CdnConfig::default()).unwrap();
+    let body = cdn.get(&format!("http://{tracker}/metrics")).await.unwrap();
+    String::from_utf8_lossy(&body)
+        .lines()
+        .find_map(|line| line.strip_prefix(name_and_labels)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
 /// Polls `condition` on a viewer's progress until it holds or `deadline` passes.
 pub async fn wait_for(
     progress: &mut watch::Receiver<ViewerSummary>,
