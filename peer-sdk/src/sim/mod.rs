@@ -4,8 +4,10 @@
 //!
 //! Links: each peer has a serial uplink (FIFO, bytes / bandwidth) and a downlink that adds
 //! bytes / bandwidth, plus a one-way latency of a quarter of the two round trips. A data channel
-//! is ordered: no message overtakes an earlier one on the same channel. The CDN is a FIFO server
-//! of the given capacity in front of each peer's downlink.
+//! is ordered: no message overtakes an earlier one on the same channel. Every connection has its
+//! own [`LinkId`], as every `RTCPeerConnection` is a channel of its own: when two peers connect
+//! again, nothing still in flight on their earlier connection reaches the new one. The CDN is a
+//! FIFO server of the given capacity in front of each peer's downlink.
 
 mod player;
 mod report;
@@ -75,6 +77,11 @@ fn micros(secs: f64) -> u64 {
     (secs.max(0.0) * 1e6).round() as u64
 }
 
+/// One connection between two peers (both ends share it); a later connection between the same
+/// two peers has another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct LinkId(u64);
+
 /// Something that happens at a point in simulated time.
 enum Ev {
     Join,
@@ -86,15 +93,18 @@ enum Ev {
     Connected {
         peer: u32,
         remote: u32,
+        link: LinkId,
         rendition: u16,
     },
     Left {
         peer: u32,
         remote: u32,
+        link: LinkId,
     },
     Message {
         from: u32,
         to: u32,
+        link: LinkId,
         bytes: Vec<u8>,
     },
     HttpDone {
@@ -141,6 +151,7 @@ impl Ord for Scheduled {
 /// A connection as its sending side sees it.
 struct Conn {
     remote: u32,
+    link: LinkId,
     buffered: usize,
     /// When the last message sent on this channel arrives (channels are ordered).
     last_arrival: f64,
@@ -182,6 +193,8 @@ struct World<'a> {
     now_us: u64,
     queue: BinaryHeap<Reverse<Scheduled>>,
     order: u64,
+    /// The last [`LinkId`] handed out.
+    links: u64,
     peers: Vec<Peer>,
     swarms: Vec<Vec<u32>>,
     content: HashMap<SegmentKey, (Arc<[u8]>, SegmentHash)>,
@@ -200,6 +213,7 @@ impl<'a> World<'a> {
             now_us: 0,
             queue: BinaryHeap::new(),
             order: 0,
+            links: 0,
             peers: Vec::new(),
             swarms: vec![Vec::new(); s.renditions.len()],
             content: HashMap::new(),
@@ -297,22 +311,33 @@ impl<'a> World<'a> {
             Ev::Connected {
                 peer,
                 remote,
+                link,
                 rendition,
-            } => self.input(
-                peer,
-                Input::PeerConnected {
-                    peer: PeerId(u64::from(remote)),
-                    rendition,
-                    max_message_size: self.s.max_message_size,
-                },
-            ),
-            Ev::Left { peer, remote } => {
-                self.peers[peer as usize]
-                    .conns
-                    .retain(|c| c.remote != remote);
-                self.input(peer, Input::PeerLeft(PeerId(u64::from(remote))));
+            } => {
+                if self.conn(peer, remote, link).is_some() {
+                    self.input(
+                        peer,
+                        Input::PeerConnected {
+                            peer: PeerId(u64::from(remote)),
+                            rendition,
+                            max_message_size: self.s.max_message_size,
+                        },
+                    );
+                }
             }
-            Ev::Message { from, to, bytes } => self.deliver_message(from, to, &bytes),
+            Ev::Left { peer, remote, link } => {
+                let conns = &mut self.peers[peer as usize].conns;
+                if let Some(at) = conns.iter().position(|c| c.link == link) {
+                    conns.swap_remove(at);
+                    self.input(peer, Input::PeerLeft(PeerId(u64::from(remote))));
+                }
+            }
+            Ev::Message {
+                from,
+                to,
+                link,
+                bytes,
+            } => self.deliver_message(from, to, link, &bytes),
             Ev::HttpDone {
                 peer,
                 request,
@@ -343,6 +368,14 @@ impl<'a> World<'a> {
 
     fn engine(&mut self, peer: u32) -> Option<&mut Engine> {
         self.peers[peer as usize].engine.as_mut()
+    }
+
+    /// `peer`'s end of its connection `link` to `remote`, if still open.
+    fn conn(&mut self, peer: u32, remote: u32, link: LinkId) -> Option<&mut Conn> {
+        self.peers[peer as usize]
+            .conns
+            .iter_mut()
+            .find(|c| c.remote == remote && c.link == link)
     }
 
     fn input(&mut self, peer: u32, input: Input<'_>) {
@@ -494,6 +527,7 @@ impl<'a> World<'a> {
                 Ev::Left {
                     peer: conn.remote,
                     remote: peer,
+                    link: conn.link,
                 },
             );
         }
@@ -599,7 +633,9 @@ impl<'a> World<'a> {
         (self.peers[a as usize].latency + self.peers[b as usize].latency) / 2.0
     }
 
-    /// The tracker introduces up to `peers_per_announce` random members of the swarm.
+    /// The tracker introduces up to `peers_per_announce` random members of the swarm (never one
+    /// still connected to `peer` at either end, as a closing connection is until both ends saw
+    /// it close).
     fn introduce(&mut self, peer: u32, rendition: u16) {
         if !self.p2p {
             return;
@@ -621,6 +657,7 @@ impl<'a> World<'a> {
                 && b.engine.is_some()
                 && (a.reachable || b.reachable)
                 && !a.conns.iter().any(|c| c.remote == other)
+                && !b.conns.iter().any(|c| c.remote == peer)
                 && !chosen.contains(&other);
             if connectable {
                 chosen.push(other);
@@ -628,13 +665,17 @@ impl<'a> World<'a> {
         }
         self.swarms[rendition as usize].retain(|p| self.peers[*p as usize].engine.is_some());
         for other in chosen {
+            self.links += 1;
+            let link = LinkId(self.links);
             self.peers[peer as usize].conns.push(Conn {
                 remote: other,
+                link,
                 buffered: 0,
                 last_arrival: 0.0,
             });
             self.peers[other as usize].conns.push(Conn {
                 remote: peer,
+                link,
                 buffered: 0,
                 last_arrival: 0.0,
             });
@@ -644,6 +685,7 @@ impl<'a> World<'a> {
                 Ev::Connected {
                     peer,
                     remote: other,
+                    link,
                     rendition,
                 },
             );
@@ -652,31 +694,24 @@ impl<'a> World<'a> {
                 Ev::Connected {
                     peer: other,
                     remote: peer,
+                    link,
                     rendition,
                 },
             );
         }
     }
 
-    fn deliver_message(&mut self, from: u32, to: u32, bytes: &[u8]) {
+    fn deliver_message(&mut self, from: u32, to: u32, link: LinkId, bytes: &[u8]) {
         let len = bytes.len();
         let mut low = None;
-        if let Some(conn) = self.peers[from as usize]
-            .conns
-            .iter_mut()
-            .find(|c| c.remote == to)
-        {
+        if let Some(conn) = self.conn(from, to, link) {
             let before = conn.buffered;
             conn.buffered = conn.buffered.saturating_sub(len);
             if before > BUFFERED_LOW && conn.buffered <= BUFFERED_LOW {
                 low = Some(conn.buffered);
             }
         }
-        if self.peers[to as usize]
-            .conns
-            .iter()
-            .any(|c| c.remote == from)
-        {
+        if self.conn(to, from, link).is_some() {
             self.input(
                 to,
                 Input::PeerMessage {
@@ -754,15 +789,18 @@ impl<'a> World<'a> {
             Output::SendToPeer { peer: to, bytes } => self.send(peer, to.0 as u32, bytes),
             Output::DisconnectPeer { peer: remote, .. } => {
                 let remote = remote.0 as u32;
-                self.peers[peer as usize]
-                    .conns
-                    .retain(|c| c.remote != remote);
+                let conns = &mut self.peers[peer as usize].conns;
+                let Some(at) = conns.iter().position(|c| c.remote == remote) else {
+                    return;
+                };
+                let link = conns.swap_remove(at).link;
                 let latency = self.link_latency(peer, remote);
                 self.schedule(
                     self.now + latency,
                     Ev::Left {
                         peer: remote,
                         remote: peer,
+                        link,
                     },
                 );
             }
@@ -805,7 +843,16 @@ impl<'a> World<'a> {
         // A channel is ordered: a message never overtakes the previous one on its channel.
         let at = (p.up_free + latency + size * 8.0 / down_bps).max(conn.last_arrival);
         conn.last_arrival = at;
-        self.schedule(at, Ev::Message { from, to, bytes });
+        let link = conn.link;
+        self.schedule(
+            at,
+            Ev::Message {
+                from,
+                to,
+                link,
+                bytes,
+            },
+        );
     }
 
     fn cdn_request(&mut self, peer: u32, request: RequestId, url: &str, range: Option<Range<u64>>) {
