@@ -10,6 +10,7 @@
 //! FIFO server of the given capacity in front of each peer's downlink.
 
 mod player;
+mod queue;
 mod report;
 mod scenario;
 
@@ -22,10 +23,10 @@ use crate::io::{
 };
 use crate::{Config, Engine, IntegrityMode, Stats};
 use player::{Phase, Player};
+use queue::EventQueue;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
@@ -125,29 +126,6 @@ enum Ev {
     },
 }
 
-struct Scheduled {
-    at: u64,
-    order: u64,
-    ev: Ev,
-}
-
-impl PartialEq for Scheduled {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.order) == (other.at, other.order)
-    }
-}
-impl Eq for Scheduled {}
-impl PartialOrd for Scheduled {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Scheduled {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.at, self.order).cmp(&(other.at, other.order))
-    }
-}
-
 /// A connection as its sending side sees it.
 struct Conn {
     remote: u32,
@@ -168,6 +146,8 @@ struct Peer {
     asn: u16,
     up_free: f64,
     conns: Vec<Conn>,
+    /// Renditions whose swarm at the tracker lists this peer.
+    listed_in: Vec<u16>,
     open_http: Vec<RequestId>,
     wake_at: Option<u64>,
     player: Player,
@@ -191,11 +171,11 @@ struct World<'a> {
     now: f64,
     /// `now` in whole microseconds, the engines' clock.
     now_us: u64,
-    queue: BinaryHeap<Reverse<Scheduled>>,
-    order: u64,
+    queue: EventQueue<Ev>,
     /// The last [`LinkId`] handed out.
     links: u64,
     peers: Vec<Peer>,
+    /// The tracker's members of each rendition's swarm, in order of arrival.
     swarms: Vec<Vec<u32>>,
     content: HashMap<SegmentKey, (Arc<[u8]>, SegmentHash)>,
     votes: HashMap<SegmentKey, HashVotes>,
@@ -211,8 +191,7 @@ impl<'a> World<'a> {
             rng: SmallRng::seed_from_u64(s.seed),
             now: 0.0,
             now_us: 0,
-            queue: BinaryHeap::new(),
-            order: 0,
+            queue: EventQueue::new(),
             links: 0,
             peers: Vec::new(),
             swarms: vec![Vec::new(); s.renditions.len()],
@@ -232,24 +211,19 @@ impl<'a> World<'a> {
     }
 
     fn schedule(&mut self, at: f64, ev: Ev) {
-        self.order += 1;
-        self.queue.push(Reverse(Scheduled {
-            at: micros(at),
-            order: self.order,
-            ev,
-        }));
+        self.queue.push(micros(at), ev);
     }
 
     fn run(mut self) -> RunReport {
         let wall = std::time::Instant::now();
         let end = micros(self.s.duration_secs);
-        while let Some(Reverse(next)) = self.queue.pop() {
-            if next.at > end {
+        while let Some((at, ev)) = self.queue.pop() {
+            if at > end {
                 break;
             }
-            self.now_us = next.at;
-            self.now = next.at as f64 / 1e6;
-            self.dispatch(next.ev);
+            self.now_us = at;
+            self.now = at as f64 / 1e6;
+            self.dispatch(ev);
         }
         self.now = self.s.duration_secs;
         self.now_us = micros(self.now);
@@ -293,8 +267,9 @@ impl<'a> World<'a> {
                 }
             }
             Ev::PlaylistTick => {
+                let playlists = self.playlists();
                 for peer in 0..self.peers.len() as u32 {
-                    self.push_playlist(peer);
+                    self.push_playlists(peer, &playlists);
                     self.player_step(peer);
                 }
                 self.schedule(self.now + self.s.segment_secs, Ev::PlaylistTick);
@@ -426,11 +401,8 @@ impl<'a> World<'a> {
         }
     }
 
-    /// The playlist window (live) or the whole stream (VOD), for every rendition.
-    fn push_playlist(&mut self, peer: u32) {
-        if !self.alive(peer) {
-            return;
-        }
+    /// The playlist window (live) or the whole stream (VOD) now, for every rendition (index).
+    fn playlists(&mut self) -> Vec<Vec<SegmentInfo>> {
         let (first, last) = if self.s.live {
             let newest = self.newest_seq();
             (
@@ -440,16 +412,24 @@ impl<'a> World<'a> {
         } else {
             (0, self.s.vod_segments - 1)
         };
-        for rendition in 0..self.s.renditions.len() as u16 {
-            let segments: Vec<SegmentInfo> = (first..=last)
-                .map(|seq| self.segment_info(SegmentKey { rendition, seq }))
-                .collect();
+        (0..self.s.renditions.len() as u16)
+            .map(|rendition| {
+                (first..=last)
+                    .map(|seq| self.segment_info(SegmentKey { rendition, seq }))
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Hands a peer the [`World::playlists`] of this moment.
+    fn push_playlists(&mut self, peer: u32, playlists: &[Vec<SegmentInfo>]) {
+        for (rendition, segments) in (0..).zip(playlists) {
             self.input(
                 peer,
                 Input::Playlist {
                     rendition,
                     live: self.s.live,
-                    segments: &segments,
+                    segments,
                 },
             );
         }
@@ -501,6 +481,7 @@ impl<'a> World<'a> {
             asn: self.rng.random_range(0..s.asns.max(1)),
             up_free: 0.0,
             conns: Vec::new(),
+            listed_in: Vec::new(),
             open_http: Vec::new(),
             wake_at: None,
             player: Player::new(first_seq, s.segment_secs, self.now),
@@ -514,11 +495,15 @@ impl<'a> World<'a> {
             self.schedule(self.now + session, Ev::Leave(index));
         }
         self.schedule(self.now + REANNOUNCE_SECS, Ev::Reannounce(index));
-        self.push_playlist(index);
+        let playlists = self.playlists();
+        self.push_playlists(index, &playlists);
         self.player_step(index);
     }
 
     fn leave(&mut self, peer: u32) {
+        for rendition in std::mem::take(&mut self.peers[peer as usize].listed_in) {
+            self.swarms[rendition as usize].retain(|p| *p != peer);
+        }
         let conns = std::mem::take(&mut self.peers[peer as usize].conns);
         for conn in conns {
             let latency = self.link_latency(peer, conn.remote);
@@ -609,12 +594,7 @@ impl<'a> World<'a> {
         let at = micros(self.now + wait.max(0.0)).max(self.now_us + 1);
         if player.tick_at != Some(at) {
             self.peers[peer as usize].player.tick_at = Some(at);
-            self.order += 1;
-            self.queue.push(Reverse(Scheduled {
-                at,
-                order: self.order,
-                ev: Ev::PlayerTick(peer),
-            }));
+            self.queue.push(at, Ev::PlayerTick(peer));
         }
     }
 
@@ -640,9 +620,10 @@ impl<'a> World<'a> {
         if !self.p2p {
             return;
         }
-        let swarm = &mut self.swarms[rendition as usize];
-        if !swarm.contains(&peer) {
-            swarm.push(peer);
+        let listed_in = &mut self.peers[peer as usize].listed_in;
+        if !listed_in.contains(&rendition) {
+            listed_in.push(rendition);
+            self.swarms[rendition as usize].push(peer);
         }
         let wanted = self.s.peers_per_announce;
         let mut chosen = Vec::new();
@@ -663,7 +644,6 @@ impl<'a> World<'a> {
                 chosen.push(other);
             }
         }
-        self.swarms[rendition as usize].retain(|p| self.peers[*p as usize].engine.is_some());
         for other in chosen {
             self.links += 1;
             let link = LinkId(self.links);
@@ -774,12 +754,7 @@ impl<'a> World<'a> {
         if let Some(at) = timeout {
             if p.wake_at != Some(at) {
                 p.wake_at = Some(at);
-                self.order += 1;
-                self.queue.push(Reverse(Scheduled {
-                    at,
-                    order: self.order,
-                    ev: Ev::Wake(peer),
-                }));
+                self.queue.push(at, Ev::Wake(peer));
             }
         }
     }
