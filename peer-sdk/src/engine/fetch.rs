@@ -289,11 +289,13 @@ impl Engine {
                 && p.active_parts < MAX_PARTS_PER_PEER
                 && p.have.contains_key(&key.seq)
         };
-        // The cheap test first: this runs on every input for every segment in the window.
-        if self.fetch_mut_or_start(key).is_none() || !self.peers.values().any(can_serve) {
+        // The cheap test first: this runs on every input for every segment in the window, and
+        // a segment no peer offers stays `Missing` (an idle fetch would only cost every later
+        // scan a pointer chase).
+        if !self.peers.values().any(can_serve) {
             return false;
         }
-        let Some(gaps) = self.fetch_mut(key).and_then(|f| f.uncovered()) else {
+        let Some(gaps) = self.fetch_mut_or_start(key).and_then(|f| f.uncovered()) else {
             return false;
         };
         let total: u64 = gaps.iter().map(|g| g.end - g.start).sum();
