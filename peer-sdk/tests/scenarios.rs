@@ -79,3 +79,11 @@ fn a_capped_cdn_rebuffers_far_less_with_peers() {
         report.cdn_only.rebuffer_ratio
     );
 }
+
+#[test]
+fn reconnecting_peers_see_no_message_of_their_earlier_connection() {
+    // Ten connections at most per viewer in a large swarm: evictions and re-introductions
+    // connect the same two viewers again while their earlier connection still carries data.
+    let report = run_and_show(&shrunk("live-10k", 400, 120.0));
+    assert!(report.p2p.offload > 0.0, "offload {}", report.p2p.offload);
+}

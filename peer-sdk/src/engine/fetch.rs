@@ -1,6 +1,7 @@
 //! Downloads: choosing between peers and the CDN, splitting a segment's byte ranges across
 //! sources, the continuous deadline check, assembling bytes, and verification before storage.
 
+use super::peers::Peer;
 use super::store::Stored;
 use super::{Engine, Segment, SegmentState};
 use crate::config::IntegrityMode;
@@ -282,6 +283,18 @@ impl Engine {
 
     /// Splits the uncovered bytes of a segment across peers that have it. False if none can.
     fn start_p2p(&mut self, key: SegmentKey) -> bool {
+        let can_serve = |p: &Peer| {
+            p.rendition == key.rendition
+                && p.uploads_to_us
+                && p.active_parts < MAX_PARTS_PER_PEER
+                && p.have.contains_key(&key.seq)
+        };
+        // The cheap test first: this runs on every input for every segment in the window, and
+        // a segment no peer offers stays `Missing` (an idle fetch would only cost every later
+        // scan a pointer chase).
+        if !self.peers.values().any(can_serve) {
+            return false;
+        }
         let Some(gaps) = self.fetch_mut_or_start(key).and_then(|f| f.uncovered()) else {
             return false;
         };
@@ -300,13 +313,7 @@ impl Engine {
         let mut candidates: Vec<(PeerId, usize, f64)> = self
             .peers
             .iter()
-            .filter(|(id, p)| {
-                p.rendition == key.rendition
-                    && p.uploads_to_us
-                    && p.active_parts < MAX_PARTS_PER_PEER
-                    && p.have.contains_key(&key.seq)
-                    && !avoid.iter().any(|(p, _)| p == *id)
-            })
+            .filter(|(id, p)| can_serve(p) && !avoid.iter().any(|(p, _)| p == *id))
             .map(|(id, p)| (*id, p.active_parts, p.rate))
             .collect();
         if candidates.is_empty() {

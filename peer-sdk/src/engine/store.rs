@@ -78,6 +78,7 @@ impl Engine {
             for key in expired {
                 self.forget(key);
             }
+            self.forget_expired_offers();
         } else {
             while self.stored_bytes > self.config.vod_memory_budget {
                 let Some(victim) = self.vod_victim() else {
@@ -109,6 +110,18 @@ impl Engine {
             SegmentState::Stored(stored) => self.stored_bytes -= stored.data.len() as u64,
             SegmentState::Fetching(fetch) => self.abandon_fetch(key, *fetch),
             SegmentState::Missing => {}
+        }
+    }
+
+    /// Live: forgets the segments peers announced that are now behind the retention window
+    /// (they drop them on their own), so availability stays the size of the window.
+    fn forget_expired_offers(&mut self) {
+        for p in self.peers.values_mut() {
+            let Some(newest) = self.newest_seq.get(&p.rendition) else {
+                continue;
+            };
+            let first_kept = newest.saturating_sub(self.config.live_retention);
+            p.have.retain(|seq, _| *seq >= first_kept);
         }
     }
 

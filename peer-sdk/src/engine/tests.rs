@@ -623,6 +623,26 @@ fn serves_requests_in_chunks_within_the_message_size() {
 }
 
 #[test]
+fn live_availability_behind_the_retention_window_is_forgotten() {
+    let config = Config {
+        live_retention: 3,
+        ..Config::default()
+    };
+    let mut engine = setup_with(config, true, 1000, true, &[6, 7, 8, 9]);
+    assert_eq!(engine.peers[&PEER].have.len(), 4);
+    let newer: Vec<SegmentInfo> = (10..13).map(|s| info(s, 1000, true)).collect();
+    let playlist = Input::Playlist {
+        rendition: 0,
+        live: true,
+        segments: &newer,
+    };
+    engine.handle(playlist, Duration::ZERO);
+    // Newest is 12: segments from 9 on are kept, as the peer keeps them.
+    let have: Vec<u64> = engine.peers[&PEER].have.keys().copied().collect();
+    assert_eq!(have, [9]);
+}
+
+#[test]
 fn violators_are_disconnected() {
     let mut engine = setup(40_000, true, &[]);
     engine.handle(

@@ -4,10 +4,13 @@
 //!
 //! Links: each peer has a serial uplink (FIFO, bytes / bandwidth) and a downlink that adds
 //! bytes / bandwidth, plus a one-way latency of a quarter of the two round trips. A data channel
-//! is ordered: no message overtakes an earlier one on the same channel. The CDN is a FIFO server
-//! of the given capacity in front of each peer's downlink.
+//! is ordered: no message overtakes an earlier one on the same channel. Every connection has its
+//! own [`LinkId`], as every `RTCPeerConnection` is a channel of its own: when two peers connect
+//! again, nothing still in flight on their earlier connection reaches the new one. The CDN is a
+//! FIFO server of the given capacity in front of each peer's downlink.
 
 mod player;
+mod queue;
 mod report;
 mod scenario;
 
@@ -20,10 +23,10 @@ use crate::io::{
 };
 use crate::{Config, Engine, IntegrityMode, Stats};
 use player::{Phase, Player};
+use queue::EventQueue;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,6 +78,11 @@ fn micros(secs: f64) -> u64 {
     (secs.max(0.0) * 1e6).round() as u64
 }
 
+/// One connection between two peers (both ends share it); a later connection between the same
+/// two peers has another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct LinkId(u64);
+
 /// Something that happens at a point in simulated time.
 enum Ev {
     Join,
@@ -86,15 +94,18 @@ enum Ev {
     Connected {
         peer: u32,
         remote: u32,
+        link: LinkId,
         rendition: u16,
     },
     Left {
         peer: u32,
         remote: u32,
+        link: LinkId,
     },
     Message {
         from: u32,
         to: u32,
+        link: LinkId,
         bytes: Vec<u8>,
     },
     HttpDone {
@@ -115,32 +126,10 @@ enum Ev {
     },
 }
 
-struct Scheduled {
-    at: u64,
-    order: u64,
-    ev: Ev,
-}
-
-impl PartialEq for Scheduled {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.order) == (other.at, other.order)
-    }
-}
-impl Eq for Scheduled {}
-impl PartialOrd for Scheduled {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Scheduled {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.at, self.order).cmp(&(other.at, other.order))
-    }
-}
-
 /// A connection as its sending side sees it.
 struct Conn {
     remote: u32,
+    link: LinkId,
     buffered: usize,
     /// When the last message sent on this channel arrives (channels are ordered).
     last_arrival: f64,
@@ -157,6 +146,8 @@ struct Peer {
     asn: u16,
     up_free: f64,
     conns: Vec<Conn>,
+    /// Renditions whose swarm at the tracker lists this peer.
+    listed_in: Vec<u16>,
     open_http: Vec<RequestId>,
     wake_at: Option<u64>,
     player: Player,
@@ -180,9 +171,11 @@ struct World<'a> {
     now: f64,
     /// `now` in whole microseconds, the engines' clock.
     now_us: u64,
-    queue: BinaryHeap<Reverse<Scheduled>>,
-    order: u64,
+    queue: EventQueue<Ev>,
+    /// The last [`LinkId`] handed out.
+    links: u64,
     peers: Vec<Peer>,
+    /// The tracker's members of each rendition's swarm, in order of arrival.
     swarms: Vec<Vec<u32>>,
     content: HashMap<SegmentKey, (Arc<[u8]>, SegmentHash)>,
     votes: HashMap<SegmentKey, HashVotes>,
@@ -198,8 +191,8 @@ impl<'a> World<'a> {
             rng: SmallRng::seed_from_u64(s.seed),
             now: 0.0,
             now_us: 0,
-            queue: BinaryHeap::new(),
-            order: 0,
+            queue: EventQueue::new(),
+            links: 0,
             peers: Vec::new(),
             swarms: vec![Vec::new(); s.renditions.len()],
             content: HashMap::new(),
@@ -218,24 +211,19 @@ impl<'a> World<'a> {
     }
 
     fn schedule(&mut self, at: f64, ev: Ev) {
-        self.order += 1;
-        self.queue.push(Reverse(Scheduled {
-            at: micros(at),
-            order: self.order,
-            ev,
-        }));
+        self.queue.push(micros(at), ev);
     }
 
     fn run(mut self) -> RunReport {
         let wall = std::time::Instant::now();
         let end = micros(self.s.duration_secs);
-        while let Some(Reverse(next)) = self.queue.pop() {
-            if next.at > end {
+        while let Some((at, ev)) = self.queue.pop() {
+            if at > end {
                 break;
             }
-            self.now_us = next.at;
-            self.now = next.at as f64 / 1e6;
-            self.dispatch(next.ev);
+            self.now_us = at;
+            self.now = at as f64 / 1e6;
+            self.dispatch(ev);
         }
         self.now = self.s.duration_secs;
         self.now_us = micros(self.now);
@@ -279,8 +267,9 @@ impl<'a> World<'a> {
                 }
             }
             Ev::PlaylistTick => {
+                let playlists = self.playlists();
                 for peer in 0..self.peers.len() as u32 {
-                    self.push_playlist(peer);
+                    self.push_playlists(peer, &playlists);
                     self.player_step(peer);
                 }
                 self.schedule(self.now + self.s.segment_secs, Ev::PlaylistTick);
@@ -297,22 +286,33 @@ impl<'a> World<'a> {
             Ev::Connected {
                 peer,
                 remote,
+                link,
                 rendition,
-            } => self.input(
-                peer,
-                Input::PeerConnected {
-                    peer: PeerId(u64::from(remote)),
-                    rendition,
-                    max_message_size: self.s.max_message_size,
-                },
-            ),
-            Ev::Left { peer, remote } => {
-                self.peers[peer as usize]
-                    .conns
-                    .retain(|c| c.remote != remote);
-                self.input(peer, Input::PeerLeft(PeerId(u64::from(remote))));
+            } => {
+                if self.conn(peer, remote, link).is_some() {
+                    self.input(
+                        peer,
+                        Input::PeerConnected {
+                            peer: PeerId(u64::from(remote)),
+                            rendition,
+                            max_message_size: self.s.max_message_size,
+                        },
+                    );
+                }
             }
-            Ev::Message { from, to, bytes } => self.deliver_message(from, to, &bytes),
+            Ev::Left { peer, remote, link } => {
+                let conns = &mut self.peers[peer as usize].conns;
+                if let Some(at) = conns.iter().position(|c| c.link == link) {
+                    conns.swap_remove(at);
+                    self.input(peer, Input::PeerLeft(PeerId(u64::from(remote))));
+                }
+            }
+            Ev::Message {
+                from,
+                to,
+                link,
+                bytes,
+            } => self.deliver_message(from, to, link, &bytes),
             Ev::HttpDone {
                 peer,
                 request,
@@ -343,6 +343,14 @@ impl<'a> World<'a> {
 
     fn engine(&mut self, peer: u32) -> Option<&mut Engine> {
         self.peers[peer as usize].engine.as_mut()
+    }
+
+    /// `peer`'s end of its connection `link` to `remote`, if still open.
+    fn conn(&mut self, peer: u32, remote: u32, link: LinkId) -> Option<&mut Conn> {
+        self.peers[peer as usize]
+            .conns
+            .iter_mut()
+            .find(|c| c.remote == remote && c.link == link)
     }
 
     fn input(&mut self, peer: u32, input: Input<'_>) {
@@ -393,11 +401,8 @@ impl<'a> World<'a> {
         }
     }
 
-    /// The playlist window (live) or the whole stream (VOD), for every rendition.
-    fn push_playlist(&mut self, peer: u32) {
-        if !self.alive(peer) {
-            return;
-        }
+    /// The playlist window (live) or the whole stream (VOD) now, for every rendition (index).
+    fn playlists(&mut self) -> Vec<Vec<SegmentInfo>> {
         let (first, last) = if self.s.live {
             let newest = self.newest_seq();
             (
@@ -407,16 +412,24 @@ impl<'a> World<'a> {
         } else {
             (0, self.s.vod_segments - 1)
         };
-        for rendition in 0..self.s.renditions.len() as u16 {
-            let segments: Vec<SegmentInfo> = (first..=last)
-                .map(|seq| self.segment_info(SegmentKey { rendition, seq }))
-                .collect();
+        (0..self.s.renditions.len() as u16)
+            .map(|rendition| {
+                (first..=last)
+                    .map(|seq| self.segment_info(SegmentKey { rendition, seq }))
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Hands a peer the [`World::playlists`] of this moment.
+    fn push_playlists(&mut self, peer: u32, playlists: &[Vec<SegmentInfo>]) {
+        for (rendition, segments) in (0..).zip(playlists) {
             self.input(
                 peer,
                 Input::Playlist {
                     rendition,
                     live: self.s.live,
-                    segments: &segments,
+                    segments,
                 },
             );
         }
@@ -468,6 +481,7 @@ impl<'a> World<'a> {
             asn: self.rng.random_range(0..s.asns.max(1)),
             up_free: 0.0,
             conns: Vec::new(),
+            listed_in: Vec::new(),
             open_http: Vec::new(),
             wake_at: None,
             player: Player::new(first_seq, s.segment_secs, self.now),
@@ -481,11 +495,15 @@ impl<'a> World<'a> {
             self.schedule(self.now + session, Ev::Leave(index));
         }
         self.schedule(self.now + REANNOUNCE_SECS, Ev::Reannounce(index));
-        self.push_playlist(index);
+        let playlists = self.playlists();
+        self.push_playlists(index, &playlists);
         self.player_step(index);
     }
 
     fn leave(&mut self, peer: u32) {
+        for rendition in std::mem::take(&mut self.peers[peer as usize].listed_in) {
+            self.swarms[rendition as usize].retain(|p| *p != peer);
+        }
         let conns = std::mem::take(&mut self.peers[peer as usize].conns);
         for conn in conns {
             let latency = self.link_latency(peer, conn.remote);
@@ -494,6 +512,7 @@ impl<'a> World<'a> {
                 Ev::Left {
                     peer: conn.remote,
                     remote: peer,
+                    link: conn.link,
                 },
             );
         }
@@ -575,12 +594,7 @@ impl<'a> World<'a> {
         let at = micros(self.now + wait.max(0.0)).max(self.now_us + 1);
         if player.tick_at != Some(at) {
             self.peers[peer as usize].player.tick_at = Some(at);
-            self.order += 1;
-            self.queue.push(Reverse(Scheduled {
-                at,
-                order: self.order,
-                ev: Ev::PlayerTick(peer),
-            }));
+            self.queue.push(at, Ev::PlayerTick(peer));
         }
     }
 
@@ -599,14 +613,17 @@ impl<'a> World<'a> {
         (self.peers[a as usize].latency + self.peers[b as usize].latency) / 2.0
     }
 
-    /// The tracker introduces up to `peers_per_announce` random members of the swarm.
+    /// The tracker introduces up to `peers_per_announce` random members of the swarm (never one
+    /// still connected to `peer` at either end, as a closing connection is until both ends saw
+    /// it close).
     fn introduce(&mut self, peer: u32, rendition: u16) {
         if !self.p2p {
             return;
         }
-        let swarm = &mut self.swarms[rendition as usize];
-        if !swarm.contains(&peer) {
-            swarm.push(peer);
+        let listed_in = &mut self.peers[peer as usize].listed_in;
+        if !listed_in.contains(&rendition) {
+            listed_in.push(rendition);
+            self.swarms[rendition as usize].push(peer);
         }
         let wanted = self.s.peers_per_announce;
         let mut chosen = Vec::new();
@@ -621,20 +638,24 @@ impl<'a> World<'a> {
                 && b.engine.is_some()
                 && (a.reachable || b.reachable)
                 && !a.conns.iter().any(|c| c.remote == other)
+                && !b.conns.iter().any(|c| c.remote == peer)
                 && !chosen.contains(&other);
             if connectable {
                 chosen.push(other);
             }
         }
-        self.swarms[rendition as usize].retain(|p| self.peers[*p as usize].engine.is_some());
         for other in chosen {
+            self.links += 1;
+            let link = LinkId(self.links);
             self.peers[peer as usize].conns.push(Conn {
                 remote: other,
+                link,
                 buffered: 0,
                 last_arrival: 0.0,
             });
             self.peers[other as usize].conns.push(Conn {
                 remote: peer,
+                link,
                 buffered: 0,
                 last_arrival: 0.0,
             });
@@ -644,6 +665,7 @@ impl<'a> World<'a> {
                 Ev::Connected {
                     peer,
                     remote: other,
+                    link,
                     rendition,
                 },
             );
@@ -652,31 +674,24 @@ impl<'a> World<'a> {
                 Ev::Connected {
                     peer: other,
                     remote: peer,
+                    link,
                     rendition,
                 },
             );
         }
     }
 
-    fn deliver_message(&mut self, from: u32, to: u32, bytes: &[u8]) {
+    fn deliver_message(&mut self, from: u32, to: u32, link: LinkId, bytes: &[u8]) {
         let len = bytes.len();
         let mut low = None;
-        if let Some(conn) = self.peers[from as usize]
-            .conns
-            .iter_mut()
-            .find(|c| c.remote == to)
-        {
+        if let Some(conn) = self.conn(from, to, link) {
             let before = conn.buffered;
             conn.buffered = conn.buffered.saturating_sub(len);
             if before > BUFFERED_LOW && conn.buffered <= BUFFERED_LOW {
                 low = Some(conn.buffered);
             }
         }
-        if self.peers[to as usize]
-            .conns
-            .iter()
-            .any(|c| c.remote == from)
-        {
+        if self.conn(to, from, link).is_some() {
             self.input(
                 to,
                 Input::PeerMessage {
@@ -739,12 +754,7 @@ impl<'a> World<'a> {
         if let Some(at) = timeout {
             if p.wake_at != Some(at) {
                 p.wake_at = Some(at);
-                self.order += 1;
-                self.queue.push(Reverse(Scheduled {
-                    at,
-                    order: self.order,
-                    ev: Ev::Wake(peer),
-                }));
+                self.queue.push(at, Ev::Wake(peer));
             }
         }
     }
@@ -754,15 +764,18 @@ impl<'a> World<'a> {
             Output::SendToPeer { peer: to, bytes } => self.send(peer, to.0 as u32, bytes),
             Output::DisconnectPeer { peer: remote, .. } => {
                 let remote = remote.0 as u32;
-                self.peers[peer as usize]
-                    .conns
-                    .retain(|c| c.remote != remote);
+                let conns = &mut self.peers[peer as usize].conns;
+                let Some(at) = conns.iter().position(|c| c.remote == remote) else {
+                    return;
+                };
+                let link = conns.swap_remove(at).link;
                 let latency = self.link_latency(peer, remote);
                 self.schedule(
                     self.now + latency,
                     Ev::Left {
                         peer: remote,
                         remote: peer,
+                        link,
                     },
                 );
             }
@@ -805,7 +818,16 @@ impl<'a> World<'a> {
         // A channel is ordered: a message never overtakes the previous one on its channel.
         let at = (p.up_free + latency + size * 8.0 / down_bps).max(conn.last_arrival);
         conn.last_arrival = at;
-        self.schedule(at, Ev::Message { from, to, bytes });
+        let link = conn.link;
+        self.schedule(
+            at,
+            Ev::Message {
+                from,
+                to,
+                link,
+                bytes,
+            },
+        );
     }
 
     fn cdn_request(&mut self, peer: u32, request: RequestId, url: &str, range: Option<Range<u64>>) {
