@@ -84,7 +84,7 @@ impl Default for Config {
             cdn_rtt: Duration::from_millis(150),
             initial_bandwidth: 2_000_000.0,
             integrity: IntegrityMode::Required,
-            hash_query_interval: Duration::from_secs(2),
+            hash_query_interval: Duration::from_millis(500),
             http_retry_delay: Duration::from_millis(200),
             external_digest: false,
         }
