@@ -80,6 +80,27 @@ pub fn pull_rank(ticket: u64, seq: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// TEST ONLY (the drivers' corrupt-upload modes, which test integrity end to end): `message`
+/// with every payload byte of a `Data` message flipped; any other message unchanged.
+pub fn with_flipped_payload(message: &[u8]) -> Vec<u8> {
+    match Message::decode(message) {
+        Ok(Message::Data {
+            seq,
+            offset,
+            payload,
+        }) => {
+            let flipped: Vec<u8> = payload.iter().map(|b| !b).collect();
+            Message::Data {
+                seq,
+                offset,
+                payload: &flipped,
+            }
+            .encode()
+        }
+        _ => message.to_vec(),
+    }
+}
+
 /// Why a byte string is not a valid message.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum DecodeError {

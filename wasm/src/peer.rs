@@ -50,8 +50,9 @@ impl Peer {
     /// Sends one message (dropped if the channel is not open).
     pub fn send(&self, bytes: &[u8]) {
         if let Some(channel) = &self.channel {
+            // Test builds only: every payload byte this peer uploads is flipped.
             #[cfg(feature = "corrupt-uploads")]
-            let corrupted = corrupt(bytes);
+            let corrupted = peer_sdk::wire::with_flipped_payload(bytes);
             #[cfg(feature = "corrupt-uploads")]
             let bytes = corrupted.as_slice();
             let _ = channel.send_with_u8_array(bytes);
@@ -70,28 +71,6 @@ impl Peer {
         self.pc.set_ondatachannel(None);
         self.pc.set_onconnectionstatechange(None);
         self.pc.close();
-    }
-}
-
-/// Test builds only: flips every payload byte of the data messages this peer uploads.
-#[cfg(feature = "corrupt-uploads")]
-fn corrupt(bytes: &[u8]) -> Vec<u8> {
-    use peer_sdk::wire::Message;
-    match Message::decode(bytes) {
-        Ok(Message::Data {
-            seq,
-            offset,
-            payload,
-        }) => {
-            let flipped: Vec<u8> = payload.iter().map(|b| !b).collect();
-            Message::Data {
-                seq,
-                offset,
-                payload: &flipped,
-            }
-            .encode()
-        }
-        _ => bytes.to_vec(),
     }
 }
 

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use peer_sdk::integrity::{Digest, sha256};
-use peer_sdk::wire::Message;
 use peer_sdk::{
     DigestJob, Engine, Event, Input, Output, PeerId, RequestId, SegmentInfo, SegmentKey,
     SegmentSource,
@@ -598,7 +597,7 @@ impl Viewer {
             match output {
                 Output::SendToPeer { peer, mut bytes } => {
                     if self.corrupt_uploads {
-                        bytes = corrupted(bytes);
+                        bytes = peer_sdk::wire::with_flipped_payload(&bytes);
                     }
                     if let Some(outbox) = self.peers.get(&peer).and_then(|p| p.outbox.as_ref()) {
                         let _ = outbox.send(Bytes::from(bytes));
@@ -716,27 +715,6 @@ impl Viewer {
 
     fn finish(self) -> ViewerSummary {
         self.summary()
-    }
-}
-
-/// TEST ONLY (see [`ViewerConfig::corrupt_uploads_for_testing`]): the same message with every
-/// payload byte of a segment chunk flipped; other messages unchanged.
-fn corrupted(message: Vec<u8>) -> Vec<u8> {
-    match Message::decode(&message) {
-        Ok(Message::Data {
-            seq,
-            offset,
-            payload,
-        }) => {
-            let flipped: Vec<u8> = payload.iter().map(|b| !b).collect();
-            Message::Data {
-                seq,
-                offset,
-                payload: &flipped,
-            }
-            .encode()
-        }
-        _ => message,
     }
 }
 
