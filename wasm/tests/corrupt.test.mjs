@@ -13,50 +13,30 @@ function assertNeverPlayedCorrupt(good, dir) {
 }
 
 test("a page never plays the corrupt data a browser peer sends it", { timeout: 900_000 }, async () => {
-  h.buildAll({ corrupt: true });
-  const dir = h.media();
-  const tracker = await h.startTracker();
-  const src = await h.startOrigin(dir);
-  const statics = await h.startStatic();
-  const browser = await h.launchBrowser();
-  try {
+  await h.withStream({ corrupt: true }, async ({ dir, open }) => {
     // A test build of the package that flips every byte it uploads.
-    const liar = await h.openPlayer(browser, statics.url, { player: "hls", src, tracker, pkg: "/corrupt" });
+    const liar = await open({ player: "hls", pkg: "/corrupt" });
     await h.sleep(6_000);
-    const victim = await h.openPlayer(browser, statics.url, { player: "hls", src, tracker });
+    const victim = await open({ player: "hls" });
     await h.sleep(30_000);
     const [bad, good] = await Promise.all([h.report(liar), h.report(victim)]);
     console.log(`corrupting page: uploaded ${bad.stats.bytesUploaded} B; victim: events ${JSON.stringify(good.events)}, stats ${JSON.stringify(good.stats)}`);
     assert.ok(bad.stats.bytesUploaded > 0, "the corrupting page never uploaded, so nothing was tested");
     assertNeverPlayedCorrupt(good, dir);
-  } finally {
-    await browser.close();
-    statics.close();
-    h.stopChildren();
-  }
+  });
 });
 
 test("a page never plays the corrupt data a native peer sends it", { timeout: 600_000 }, async () => {
-  h.buildAll();
-  const dir = h.media();
-  const tracker = await h.startTracker();
-  const src = await h.startOrigin(dir);
-  const statics = await h.startStatic();
-  const browser = await h.launchBrowser();
-  try {
+  await h.withStream({}, async ({ dir, tracker, src, open }) => {
     // virtual-viewer's test-only mode: every payload byte it uploads is flipped.
     const liar = h.run("virtual-viewer", ["--tracker", tracker, "--duration", "42", "--corrupt-uploads", "--stats-every", "0", "--json", src]);
     await h.sleep(6_000);
-    const victim = await h.openPlayer(browser, statics.url, { player: "hls", src, tracker });
+    const victim = await open({ player: "hls" });
     await h.sleep(30_000);
     const good = await h.report(victim);
     const bad = JSON.parse(await liar);
     console.log(`corrupting native peer: uploaded ${bad.bytes_uploaded} B; victim: events ${JSON.stringify(good.events)}, stats ${JSON.stringify(good.stats)}`);
     assert.ok(bad.bytes_uploaded > 0, "the corrupting native peer never uploaded, so nothing was tested");
     assertNeverPlayedCorrupt(good, dir);
-  } finally {
-    await browser.close();
-    statics.close();
-    h.stopChildren();
-  }
+  });
 });

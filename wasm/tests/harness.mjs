@@ -176,6 +176,28 @@ export function launchBrowser() {
   });
 }
 
+/**
+ * Builds what the tests need, starts the tracker, the live origin on the test media, the page
+ * server and Chromium, runs `body({ dir, tracker, src, browser, open })` (`open(options)` opens
+ * a player page: `openPlayer` with the stream filled in), and stops everything afterwards.
+ */
+export async function withStream({ corrupt = false, trackerArgs = [], originArgs = [] }, body) {
+  buildAll({ corrupt });
+  const dir = media();
+  const tracker = await startTracker(trackerArgs);
+  const src = await startOrigin(dir, originArgs);
+  const statics = await startStatic();
+  const browser = await launchBrowser();
+  try {
+    const open = (options) => openPlayer(browser, statics.url, { src, tracker, ...options });
+    return await body({ dir, tracker, src, browser, open });
+  } finally {
+    await browser.close();
+    statics.close();
+    stopChildren();
+  }
+}
+
 /** Opens the test player page. */
 export async function openPlayer(browser, staticUrl, { player, src, tracker, pkg = "/dist" }) {
   const page = await browser.newPage();

@@ -3,17 +3,11 @@ import { test } from "node:test";
 import * as h from "./harness.mjs";
 
 test("a browser page and a native virtual viewer exchange segments both ways", { timeout: 600_000 }, async () => {
-  h.buildAll();
-  const dir = h.media();
-  const tracker = await h.startTracker();
-  const src = await h.startOrigin(dir);
-  const statics = await h.startStatic();
-  const browser = await h.launchBrowser();
-  try {
+  await h.withStream({}, async ({ dir, tracker, src, open }) => {
     // The native viewer checks what the browser sends against the stream's hash lists (its default).
     const native = h.run("virtual-viewer", ["--tracker", tracker, "--duration", "50", "--stats-every", "0", "--json", src]);
     await h.sleep(4_000);
-    const page = await h.openPlayer(browser, statics.url, { player: "hls", src, tracker });
+    const page = await open({ player: "hls" });
     await h.sleep(40_000);
     const r = await h.report(page);
     const summary = JSON.parse(await native);
@@ -24,9 +18,5 @@ test("a browser page and a native virtual viewer exchange segments both ways", {
     assert.ok(summary.bytes_uploaded > 0, "the native peer uploaded nothing");
     assert.equal(summary.integrity_failures, 0, "the native peer rejected data from the browser");
     for (const d of r.deliveries) assert.equal(d.sha256, h.originSha256(dir, d.url), `${d.url} differs from the origin's`);
-  } finally {
-    await browser.close();
-    statics.close();
-    h.stopChildren();
-  }
+  });
 });

@@ -12,17 +12,11 @@ import * as h from "./harness.mjs";
  * tracker's URL and the pages' reports.
  */
 export async function playTogether(player, { trackerArgs = [], originArgs = [], minShare = 0.5, check } = {}) {
-  h.buildAll();
-  const dir = h.media();
-  const tracker = await h.startTracker(trackerArgs);
-  const src = await h.startOrigin(dir, originArgs);
-  const statics = await h.startStatic();
-  const browser = await h.launchBrowser();
-  try {
-    const first = await h.openPlayer(browser, statics.url, { player, src, tracker });
+  await h.withStream({ trackerArgs, originArgs }, async ({ dir, tracker, open }) => {
+    const first = await open({ player });
     await h.sleep(6_000);
     const pages = [first];
-    for (let i = 0; i < 2; i++) pages.push(await h.openPlayer(browser, statics.url, { player, src, tracker }));
+    for (let i = 0; i < 2; i++) pages.push(await open({ player }));
     await h.sleep(60_000);
     const reports = await Promise.all(pages.map(h.report));
     writeFileSync(join(h.wasmDir, "tests", "work", `${player}-reports.json`), JSON.stringify(reports));
@@ -51,9 +45,5 @@ export async function playTogether(player, { trackerArgs = [], originArgs = [], 
     console.log(`${player}: later pages got ${((fromPeers / total) * 100).toFixed(0)}% of their bytes from peers`);
     assert.ok(fromPeers / total >= minShare, `later pages got only ${((fromPeers / total) * 100).toFixed(0)}% from peers`);
     await check?.({ tracker, reports });
-  } finally {
-    await browser.close();
-    statics.close();
-    h.stopChildren();
-  }
+  });
 }
