@@ -117,7 +117,8 @@ pub struct Config {
     #[arg(long, env = "TRACKER_MAX_MESSAGES_PER_SECOND", default_value_t = 50)]
     pub max_messages_per_second: u32,
 
-    /// Refused messages per minute after which a connection is closed.
+    /// Refused messages per minute after which a connection is closed (answers to unknown or
+    /// expired offers do not count).
     #[arg(long, env = "TRACKER_MAX_STRIKES", default_value_t = 20)]
     pub max_strikes: u32,
 

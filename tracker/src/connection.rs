@@ -58,6 +58,14 @@ impl Refusal {
         }
     }
 
+    /// Whether the refusal counts towards closing the connection. An answer to an offer the
+    /// tracker no longer holds is not abuse: an overloaded tracker or a busy receiver lets offers
+    /// expire or be evicted while honest clients are still answering them. It is still refused
+    /// (so nothing is relayed) and the message rate limit still bounds what it costs.
+    fn is_strike(&self) -> bool {
+        !matches!(self, Self::UnknownOffer)
+    }
+
     fn reason(&self) -> String {
         match self {
             Self::Protocol(error) => error.to_string(),
@@ -266,7 +274,9 @@ impl Session {
             .rejected
             .with_label_values(&[refusal.label()])
             .inc();
-        self.abusive |= self.strikes.strike(Instant::now());
+        if refusal.is_strike() {
+            self.abusive |= self.strikes.strike(Instant::now());
+        }
         let reason = refusal.reason();
         tracing::debug!(connection = self.id, %reason, "refused a message");
         vec![protocol::to_json(&Failure {

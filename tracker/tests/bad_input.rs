@@ -212,3 +212,42 @@ async fn a_peer_id_cannot_be_hijacked_by_another_connection() {
     );
     tracker.shutdown().await;
 }
+
+#[tokio::test]
+async fn late_answers_are_refused_without_closing_the_connection() {
+    let tracker = start(|c| {
+        c.max_strikes = 2;
+        c.max_pending_offers = 1;
+    })
+    .await;
+    let addr = tracker.local_addr();
+    let swarm = id(b'S', 7);
+    let mut receiver = Client::connect(addr).await;
+    receiver.announce(&swarm, &id(b'R', 1), 0).await;
+    let mut offerer = Client::connect(addr).await;
+    let mut offers = Vec::new();
+    for round in 0..5 {
+        // One offer per announce, each with an id of its own: each evicts the one before.
+        let mut announce = support::announce(&swarm, &id(b'O', 1), 1);
+        announce["offers"][0]["offer_id"] = json!(support::offer_id(b'O', round));
+        offerer.send(&announce).await;
+        offerer.recv_action_reply().await;
+        offers.push(receiver.recv().await);
+    }
+    // Answers to the four evicted offers: more refusals than max-strikes allows...
+    for offer in &offers[..4] {
+        let late = support::answer(&swarm, &id(b'R', 1), offer);
+        let failure = failure_for(&mut receiver, &late.to_string()).await;
+        assert_eq!(
+            failure["failure reason"],
+            "answer to an unknown or expired offer"
+        );
+    }
+    // ...yet the connection stays, and the answer to the offer still held is relayed.
+    let last = support::answer(&swarm, &id(b'R', 1), &offers[4]);
+    receiver.send(&last).await;
+    let relayed = offerer.recv().await;
+    assert_eq!(relayed["answer"], last["answer"]);
+    assert_eq!(relayed["offer_id"], offers[4]["offer_id"]);
+    tracker.shutdown().await;
+}
