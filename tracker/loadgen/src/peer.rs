@@ -108,8 +108,11 @@ async fn connect(world: &World, index: u32) -> anyhow::Result<Socket> {
     tcp.bind(SocketAddr::new(source.into(), 0))?;
     let stream = tcp.connect(world.server).await?;
     stream.set_nodelay(true)?;
+    // The codec zeroes up to its read-buffer size before every read, even one that finds the
+    // socket empty: 4 KiB (two relayed SDPs) instead of 16 KiB cut the generator's instructions
+    // per relayed message by a third (callgrind, 500 viewers at 100 announces/s).
     let config = WebSocketConfig::default()
-        .read_buffer_size(16 * 1024)
+        .read_buffer_size(4 * 1024)
         .write_buffer_size(64 * 1024);
     let (socket, _response) = client_async_with_config(
         world.url.as_str(),
