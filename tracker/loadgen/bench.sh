@@ -4,6 +4,8 @@
 #   1. throughput ramp: peak relayed messages/s (offers + answers delivered);
 #   2. fixed rate at half the peak announce rate the server sustained: announce-to-offer
 #      latency p50/p99;
+#   2b. fixed rate at half the busiest ramp step in which the server kept up (delivered every
+#      offer it took, p99 under 100 ms);
 #   3. fixed rate of COMMON_RATE announces/s for every server: latency under the same load;
 #   (the ramp also gives the most relayed messages/s of a step whose p99 stayed under 5 ms)
 #   4. idle memory: server VmRSS per idle connection (slope between IDLE_CONNECTIONS/4 and
@@ -61,6 +63,20 @@ stop_server() {
     sleep 0.5
 }
 
+# Runs server $1 at $3 announces/s and saves the report as $RESULTS/$1-$2.json ($4: why).
+latency_run() {
+    echo "== $1: latency at $3 announces/s ($4)" >&2
+    start_server "$1"
+    "$LOADGEN" "${LOAD[@]}" --tracker-pid "$SERVER_PID" --rate "$3" --duration 6 --warmup 2 \
+        --json > "$RESULTS/$1-$2.json"
+    stop_server
+}
+
+# The ramp steps (of report `r`) in which the server kept up: every offer it took was delivered
+# (the relayed offers per announce of the first, light step, within 5 %) and the p99 stayed under
+# 100 ms.
+export KEPT_UP_STEPS='(r) => r.windows.filter((w) => w.offer_latency_p99_ms < 100 && w.failures === 0 && w.offers_relayed_per_sec / w.announces_per_sec >= 0.95 * r.windows[0].offers_relayed_per_sec / r.windows[0].announces_per_sec)'
+
 # Prints field $2 (a JS expression on `r`) of the JSON report in file $1.
 field() { node -e "const r = JSON.parse(require('fs').readFileSync('$1', 'utf8')); console.log($2)"; }
 
@@ -78,18 +94,13 @@ for server in $SERVERS; do
         sustained=$(field "$RESULTS/$server-ramp-$run.json" \
             "Math.min(r.peak.announces_per_sec, r.peak.offers_relayed_per_sec * r.windows[0].announces_per_sec / r.windows[0].offers_relayed_per_sec)")
         half=$(node -e "console.log(Math.max(1, Math.round($sustained / 2)))")
-        echo "== $server run $run: latency at $half announces/s (half the peak)" >&2
-        start_server "$server"
-        "$LOADGEN" "${LOAD[@]}" --tracker-pid "$SERVER_PID" --rate "$half" --duration 6 --warmup 2 \
-            --json \
-            > "$RESULTS/$server-half-$run.json"
-        stop_server
-        echo "== $server run $run: latency at $COMMON_RATE announces/s (the same load for both)" >&2
-        start_server "$server"
-        "$LOADGEN" "${LOAD[@]}" --tracker-pid "$SERVER_PID" --rate "$COMMON_RATE" --duration 6 \
-            --warmup 2 --json \
-            > "$RESULTS/$server-common-$run.json"
-        stop_server
+        latency_run "$server" "half-$run" "$half" "half the peak"
+        # Half the announce rate of the busiest step in which the server kept up.
+        kept_up=$(field "$RESULTS/$server-ramp-$run.json" \
+            "Math.max(r.windows[0].announces_per_sec, ...($KEPT_UP_STEPS)(r).map((w) => w.announces_per_sec))")
+        half=$(node -e "console.log(Math.max(1, Math.round($kept_up / 2)))")
+        latency_run "$server" "halfkept-$run" "$half" "half the busiest step that kept up"
+        latency_run "$server" "common-$run" "$COMMON_RATE" "the same load for both"
         echo "== $server run $run: idle memory" >&2
         start_server "$server"
         "$LOADGEN" --mode idle-memory --tracker "127.0.0.1:$PORT" --tracker-pid "$SERVER_PID" \
@@ -104,10 +115,11 @@ const fs = require('fs')
 const [dir, ...servers] = process.argv.slice(2)
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2 }
 const load = (server, kind) => fs.readdirSync(dir).filter((f) => f.startsWith(`${server}-${kind}-`)).sort().map((f) => JSON.parse(fs.readFileSync(`${dir}/${f}`, 'utf8')))
+const keptUpSteps = eval(process.env.KEPT_UP_STEPS)
 const figures = {}
 for (const server of servers) {
   const ramp = load(server, 'ramp'), half = load(server, 'half'), idle = load(server, 'idle')
-  const common = load(server, 'common')
+  const common = load(server, 'common'), halfKept = load(server, 'halfkept')
   const f = {
     'peak relayed messages/s': ramp.map((r) => r.peak.relayed_messages_per_sec),
     'peak announces/s (sent)': ramp.map((r) => r.peak.announces_per_sec),
@@ -118,6 +130,11 @@ for (const server of servers) {
     'peak relayed msgs per server CPU s': ramp.map((r) => r.peak.relayed_messages_per_server_cpu_second),
     'peak server waits for CPU': ramp.map((r) => r.peak.server_cpu_wait ?? 0),
     'most msgs/s at a p99 < 5 ms step': ramp.map((r) => Math.max(0, ...r.windows.filter((w) => w.offer_latency_p99_ms < 5).map((w) => w.relayed_messages_per_sec))),
+    'kept-up step relayed msgs/s': ramp.map((r) => Math.max(r.windows[0].relayed_messages_per_sec, ...keptUpSteps(r).map((w) => w.relayed_messages_per_sec))),
+    'half-kept-up announces/s': halfKept.map((r) => r.windows[0].announces_per_sec),
+    'half-kept-up relayed msgs/s': halfKept.map((r) => r.windows[0].relayed_messages_per_sec),
+    'half-kept-up offer latency p50 ms': halfKept.map((r) => r.windows[0].offer_latency_p50_ms),
+    'half-kept-up offer latency p99 ms': halfKept.map((r) => r.windows[0].offer_latency_p99_ms),
     'half-peak announces/s': half.map((r) => r.windows[0].announces_per_sec),
     'half-peak offer latency p50 ms': half.map((r) => r.windows[0].offer_latency_p50_ms),
     'half-peak offer latency p99 ms': half.map((r) => r.windows[0].offer_latency_p99_ms),
@@ -131,7 +148,7 @@ for (const server of servers) {
     'common-rate server waits for CPU': common.map((r) => r.windows[0].server_cpu_wait ?? 0),
     'idle KiB per connection': idle.map((r) => r.kib_per_connection),
     'idle connections reached': idle.map((r) => r.readings[r.readings.length - 1].connections),
-    'failures + connection errors': [...ramp, ...half, ...common].map((r) => r.totals.failures + r.totals.connect_errors + r.totals.disconnects),
+    'failures + connection errors': [...ramp, ...half, ...halfKept, ...common].map((r) => r.totals.failures + r.totals.connect_errors + r.totals.disconnects),
   }
   figures[server] = f
   console.log(`\n${server}:`)
