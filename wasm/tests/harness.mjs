@@ -118,11 +118,16 @@ export async function startTracker(args = []) {
   return `ws://127.0.0.1:${port}/`;
 }
 
+/** The samples of the `/metrics` of the tracker at `tracker` (its WebSocket URL): name with labels → value. */
+export async function trackerMetrics(tracker) {
+  const text = await (await fetch(new URL("/metrics", tracker.replace(/^ws/, "http")))).text();
+  const lines = text.split("\n").filter((l) => l && !l.startsWith("#"));
+  return new Map(lines.map((l) => [l.slice(0, l.lastIndexOf(" ")), Number(l.slice(l.lastIndexOf(" ") + 1))]));
+}
+
 /** A counter or gauge from the `/metrics` of the tracker at `tracker` (its WebSocket URL); 0 when absent. */
 export async function trackerMetric(tracker, nameAndLabels) {
-  const text = await (await fetch(new URL("/metrics", tracker.replace(/^ws/, "http")))).text();
-  const line = text.split("\n").find((l) => l.startsWith(`${nameAndLabels} `));
-  return line ? Number(line.slice(nameAndLabels.length + 1)) : 0;
+  return (await trackerMetrics(tracker)).get(nameAndLabels) ?? 0;
 }
 
 /** The test origin serving `dir` as a live stream, with extra command-line `args`: the master playlist URL. */
@@ -198,14 +203,14 @@ export async function withStream({ corrupt = false, trackerArgs = [], originArgs
   }
 }
 
-/** Opens the test player page. */
-export async function openPlayer(browser, staticUrl, { player, src, tracker, pkg = "/dist" }) {
+/** Opens a test page (`page`: a file of `tests/pages/`, by default the package's player). */
+export async function openPlayer(browser, staticUrl, { player, src, tracker, pkg = "/dist", page: file = "player.html" }) {
   const page = await browser.newPage();
   page.logs = [];
   page.on("console", (m) => page.logs.push(`${m.type()}: ${m.text()}`));
   page.on("pageerror", (e) => page.logs.push(`pageerror: ${e.message}`));
   const query = new URLSearchParams({ player, src, tracker, pkg, ice: testAddress });
-  await page.goto(`${staticUrl}/pages/player.html?${query}`);
+  await page.goto(`${staticUrl}/pages/${file}?${query}`);
   await page.waitForFunction(() => typeof window.report === "function", null, { timeout: 30_000 });
   return page;
 }
