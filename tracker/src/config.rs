@@ -89,6 +89,11 @@ pub struct Config {
     #[arg(long, env = "TRACKER_PEER_TIMEOUT", default_value_t = 300)]
     pub peer_timeout: u64,
 
+    /// Seconds of silence after which a connection is pinged; one that sends no frame (not even
+    /// the pong) for as long again is closed as gone. 0 disables pings.
+    #[arg(long, env = "TRACKER_PING_INTERVAL", default_value_t = 20)]
+    pub ping_interval: u64,
+
     /// Seconds during which an answer to a relayed offer is accepted.
     #[arg(long, env = "TRACKER_OFFER_TIMEOUT", default_value_t = 50)]
     pub offer_timeout: u64,
@@ -173,6 +178,11 @@ pub struct Config {
 }
 
 impl Config {
+    /// The interval of liveness pings, `None` when they are disabled.
+    pub fn ping_interval(&self) -> Option<Duration> {
+        (self.ping_interval > 0).then(|| Duration::from_secs(self.ping_interval))
+    }
+
     /// Reads flags, environment and the optional TOML file, in that order of precedence.
     pub fn load<I, T>(args: I) -> anyhow::Result<Self>
     where

@@ -17,6 +17,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use crate::geo::Locality;
 use crate::id::Id20;
 use crate::limits::{IpSlot, RateLimiter, Strikes};
+use crate::liveness::{Due, Liveness};
 use crate::matching::Group;
 use crate::protocol::{
     self, Announce, AnnounceReply, Answer, Event, Failure, HashQuery, HashReport, ParseLimits,
@@ -106,12 +107,13 @@ pub async fn run<S>(
     let (route, mut inbox) = mpsc::channel(shared.config.outgoing_queue.max(1));
     let mut session = Session::new(Arc::clone(&shared), client, route);
     shared.metrics.connections.inc();
-    // A connection silent as long as a peer may be closes too: its peers have expired, and a
-    // client that vanished without closing (a half-open TCP connection) is never written to again.
-    let silence_limit = Duration::from_secs(shared.config.peer_timeout);
-    let silence = tokio::time::sleep(silence_limit);
-    tokio::pin!(silence);
-    let mut last_heard = Instant::now();
+    let mut liveness = Liveness::new(
+        Instant::now(),
+        shared.config.ping_interval(),
+        Duration::from_secs(shared.config.peer_timeout),
+    );
+    let quiet = tokio::time::sleep_until(liveness.deadline().into());
+    tokio::pin!(quiet);
     // Created once: a fresh `cancelled()` per iteration would lock the token's shared waiter list
     // for every message of every connection.
     let shutdown = shared.shutdown.cancelled();
@@ -122,16 +124,32 @@ pub async fn run<S>(
                 close(&mut socket, CloseCode::Away, "tracker shutting down").await;
                 break;
             }
-            () = &mut silence => {
-                let deadline = last_heard + silence_limit;
-                if Instant::now() >= deadline {
-                    close(&mut socket, CloseCode::Normal, "silent for too long: announce again").await;
-                    break;
+            () = &mut quiet => {
+                match liveness.due(Instant::now()) {
+                    Due::Nothing => {}
+                    Due::Ping => {
+                        if socket.send(Message::Ping(Default::default())).await.is_err() {
+                            break;
+                        }
+                    }
+                    Due::Silent => {
+                        close(&mut socket, CloseCode::Normal, "silent for too long: announce again").await;
+                        break;
+                    }
+                    Due::Unresponsive => {
+                        tracing::debug!(connection = session.id, "no answer to a ping: closing");
+                        close(&mut socket, CloseCode::Away, "no answer to a ping").await;
+                        break;
+                    }
                 }
-                silence.as_mut().reset(deadline.into());
+                quiet.as_mut().reset(liveness.deadline().into());
             }
             incoming = socket.next() => {
-                last_heard = Instant::now();
+                // Frames only move the deadline later, so the timer is reset when it fires
+                // rather than on every frame (a reset takes the timer wheel's lock).
+                if let Some(Ok(frame)) = &incoming {
+                    liveness.on_frame(Instant::now(), frame.is_text() || frame.is_binary());
+                }
                 let Some(replies) = session.on_frame(incoming) else { break };
                 if write_batch(&mut socket, &mut session, &mut inbox, replies, None).await.is_err() {
                     break;

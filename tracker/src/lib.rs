@@ -9,6 +9,7 @@ pub mod hashes;
 pub mod http;
 pub mod id;
 pub mod limits;
+mod liveness;
 pub mod matching;
 pub mod metrics;
 pub mod protocol;

@@ -5,7 +5,7 @@ mod support;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 use support::{Client, answer, id, metric, start};
 
 #[tokio::test]
@@ -204,6 +204,55 @@ async fn silent_connections_are_closed_and_talking_ones_kept() {
         talking.announce(&swarm, &id(b'T', 1), 0).await["incomplete"],
         1
     );
+    tracker.shutdown().await;
+}
+
+/// The incomplete count of `swarm`, scraped by `client`.
+async fn incomplete(client: &mut Client, swarm: &str) -> Value {
+    client
+        .send(&json!({"action": "scrape", "info_hash": swarm}))
+        .await;
+    client.recv().await["files"][swarm]["incomplete"].clone()
+}
+
+#[tokio::test]
+async fn a_client_gone_without_closing_is_found_by_a_ping_and_its_peer_id_freed() {
+    let tracker = start(|c| c.ping_interval = 1).await;
+    let addr = tracker.local_addr();
+    let swarm = id(b'S', 9);
+    let mut gone = Client::connect(addr).await;
+    gone.announce(&swarm, &id(b'G', 1), 0).await;
+    let mut observer = Client::connect(addr).await;
+    assert_eq!(incomplete(&mut observer, &swarm).await, 1);
+    // `gone` reads nothing from now on, so it never answers the ping (a half-open connection
+    // behaves the same); the observer keeps talking, so it stays.
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        observer
+            .send(&json!({"action": "scrape", "info_hash": swarm}))
+            .await;
+        observer.recv().await;
+    }
+    assert_eq!(incomplete(&mut observer, &swarm).await, 0);
+    let mut again = Client::connect(addr).await;
+    let reply = again.announce(&swarm, &id(b'G', 1), 0).await;
+    assert_eq!(reply["incomplete"], 1, "the peer_id is free again: {reply}");
+    assert_eq!(gone.close_code(Duration::from_secs(1)).await, Some(1001));
+    tracker.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_quiet_client_that_answers_pings_keeps_its_connection_and_peers() {
+    let tracker = start(|c| c.ping_interval = 1).await;
+    let addr = tracker.local_addr();
+    let swarm = id(b'S', 10);
+    let mut quiet = Client::connect(addr).await;
+    quiet.announce(&swarm, &id(b'Q', 1), 0).await;
+    // Reading is all it does: the WebSocket library answers the tracker's pings.
+    assert!(!quiet.closed_within(Duration::from_millis(3500)).await);
+    let mut observer = Client::connect(addr).await;
+    assert_eq!(incomplete(&mut observer, &swarm).await, 1);
+    assert!(metric(addr, "tracker_connections").await >= 2.0);
     tracker.shutdown().await;
 }
 
