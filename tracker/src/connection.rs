@@ -118,29 +118,15 @@ pub async fn run<S>(
     // for every message of every connection.
     let shutdown = shared.shutdown.cancelled();
     tokio::pin!(shutdown);
-    loop {
+    let ending = loop {
         tokio::select! {
             () = &mut shutdown => {
                 close(&mut socket, CloseCode::Away, "tracker shutting down").await;
-                break;
+                break Ending::Shutdown;
             }
             () = &mut quiet => {
-                match liveness.due(Instant::now()) {
-                    Due::Nothing => {}
-                    Due::Ping => {
-                        if socket.send(Message::Ping(Default::default())).await.is_err() {
-                            break;
-                        }
-                    }
-                    Due::Silent => {
-                        close(&mut socket, CloseCode::Normal, "silent for too long: announce again").await;
-                        break;
-                    }
-                    Due::Unresponsive => {
-                        tracing::debug!(connection = session.id, "no answer to a ping: closing");
-                        close(&mut socket, CloseCode::Away, "no answer to a ping").await;
-                        break;
-                    }
+                if let Some(ending) = check_liveness(&mut socket, &mut liveness).await {
+                    break ending;
                 }
                 quiet.as_mut().reset(liveness.deadline().into());
             }
@@ -150,25 +136,88 @@ pub async fn run<S>(
                 if let Some(Ok(frame)) = &incoming {
                     liveness.on_frame(Instant::now(), frame.is_text() || frame.is_binary());
                 }
-                let Some(replies) = session.on_frame(incoming) else { break };
+                let Some(replies) = session.on_frame(incoming) else { break Ending::Client };
                 if write_batch(&mut socket, &mut session, &mut inbox, replies, None).await.is_err() {
-                    break;
+                    break Ending::Client;
                 }
                 if session.abusive {
                     close(&mut socket, CloseCode::Policy, "too many refused messages").await;
-                    break;
+                    break Ending::Abusive;
                 }
             }
             Some(delivery) = inbox.recv() => {
                 let first = Some(delivery);
                 if write_batch(&mut socket, &mut session, &mut inbox, Vec::new(), first).await.is_err() {
-                    break;
+                    break Ending::Client;
                 }
             }
         }
-    }
+    };
     session.leave_all();
+    tracing::debug!(
+        connection = session.id,
+        reason = ending.label(),
+        "connection closed"
+    );
     shared.metrics.connections.dec();
+    shared
+        .metrics
+        .connections_closed
+        .with_label_values(&[ending.label()])
+        .inc();
+}
+
+/// Why a connection ended: the `reason` of `tracker_connections_closed_total`.
+#[derive(Clone, Copy)]
+enum Ending {
+    /// The client closed it, or it broke.
+    Client,
+    /// No message for the whole peer timeout.
+    Silent,
+    /// No answer to a liveness ping.
+    Unresponsive,
+    /// Too many refused messages.
+    Abusive,
+    /// The tracker is shutting down.
+    Shutdown,
+}
+
+impl Ending {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Client => "client",
+            Self::Silent => "silent",
+            Self::Unresponsive => "unresponsive",
+            Self::Abusive => "abusive",
+            Self::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// Acts on what the liveness clock says is due; `Some` ends the connection.
+async fn check_liveness<S>(
+    socket: &mut WebSocketStream<S>,
+    liveness: &mut Liveness,
+) -> Option<Ending>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    match liveness.due(Instant::now()) {
+        Due::Nothing => None,
+        Due::Ping => {
+            let sent = socket.send(Message::Ping(Default::default())).await;
+            sent.is_err().then_some(Ending::Client)
+        }
+        Due::Silent => {
+            let reason = "silent for too long: announce again";
+            close(socket, CloseCode::Normal, reason).await;
+            Some(Ending::Silent)
+        }
+        Due::Unresponsive => {
+            close(socket, CloseCode::Away, "no answer to a ping").await;
+            Some(Ending::Unresponsive)
+        }
+    }
 }
 
 /// Most queued deliveries written before one flush.

@@ -30,6 +30,8 @@ pub struct Metrics {
     pub hash_reports: IntCounterVec,
     /// Peers removed for silence.
     pub peers_expired: IntCounter,
+    /// Connections ended, by why.
+    pub connections_closed: IntCounterVec,
     /// `offers_relayed` resolved per tier, in `Tier::ALL` order (no label lookup per offer).
     offers_by_tier: Vec<IntCounter>,
 }
@@ -106,6 +108,12 @@ impl Metrics {
                 &["outcome"],
             ),
             peers_expired: counter(&r, "peers_expired_total", "Peers removed for silence"),
+            connections_closed: counter_vec(
+                &r,
+                "connections_closed_total",
+                "Connections ended, by reason",
+                &["reason"],
+            ),
             registry: r,
         }
     }

@@ -172,6 +172,8 @@ async fn message_rate_connection_count_and_persistent_abuse() {
         abuser.send_text("garbage").await;
     }
     assert!(abuser.closed_within(Duration::from_secs(2)).await);
+    let abusive = "tracker_connections_closed_total{reason=\"abusive\"}";
+    assert_eq!(support::metric(addr, abusive).await, 1.0);
 
     // Per-IP connection cap: the third connection from one address is refused over HTTP.
     let _a = Client::connect_from(addr, "127.0.0.9".parse().unwrap()).await;

@@ -81,6 +81,15 @@ async fn the_readme_lists_exactly_the_exported_metrics() {
         .send(&json!({"action": "scrape", "info_hash": swarm}))
         .await;
     receiver.recv().await;
+    // A connection that ends, so that closed connections have a series.
+    Client::connect(addr).await.close().await;
+    let closed = "tracker_connections_closed_total{reason=\"client\"}";
+    for _ in 0..50 {
+        if support::metric(addr, closed).await >= 1.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 
     let (_, body) = support::http_get(addr, "/metrics").await;
     let exported: BTreeSet<String> = body

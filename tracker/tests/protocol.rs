@@ -238,6 +238,8 @@ async fn a_client_gone_without_closing_is_found_by_a_ping_and_its_peer_id_freed(
     let reply = again.announce(&swarm, &id(b'G', 1), 0).await;
     assert_eq!(reply["incomplete"], 1, "the peer_id is free again: {reply}");
     assert_eq!(gone.close_code(Duration::from_secs(1)).await, Some(1001));
+    let unresponsive = "tracker_connections_closed_total{reason=\"unresponsive\"}";
+    assert_eq!(metric(addr, unresponsive).await, 1.0);
     tracker.shutdown().await;
 }
 
@@ -253,6 +255,8 @@ async fn a_quiet_client_that_answers_pings_keeps_its_connection_and_peers() {
     let mut observer = Client::connect(addr).await;
     assert_eq!(incomplete(&mut observer, &swarm).await, 1);
     assert!(metric(addr, "tracker_connections").await >= 2.0);
+    let unresponsive = "tracker_connections_closed_total{reason=\"unresponsive\"}";
+    assert_eq!(metric(addr, unresponsive).await, 0.0);
     tracker.shutdown().await;
 }
 
