@@ -397,11 +397,7 @@ impl Session {
                 reply_to: self.route.clone(),
             }));
             if target.route.try_send(delivery).is_ok() {
-                self.shared
-                    .metrics
-                    .offers_relayed
-                    .with_label_values(&[target.tier.label()])
-                    .inc();
+                self.shared.metrics.offer_relayed(target.tier);
             } else {
                 self.shared.metrics.deliveries_dropped.inc();
                 dropped = true;
