@@ -228,10 +228,7 @@ async fn a_client_gone_without_closing_is_found_by_a_ping_and_its_peer_id_freed(
     // behaves the same); the observer keeps talking, so it stays.
     for _ in 0..6 {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        observer
-            .send(&json!({"action": "scrape", "info_hash": swarm}))
-            .await;
-        observer.recv().await;
+        incomplete(&mut observer, &swarm).await;
     }
     assert_eq!(incomplete(&mut observer, &swarm).await, 0);
     let mut again = Client::connect(addr).await;
