@@ -114,6 +114,13 @@ pub struct Config {
     #[arg(long, env = "TRACKER_MAX_SWARMS_PER_CONNECTION", default_value_t = 32)]
     pub max_swarms_per_connection: usize,
 
+    /// Most open WebSocket connections in all: further upgrades get HTTP 503 and `/readyz`
+    /// reports not ready until connections close. Default: the open-file limit (raised to its
+    /// hard maximum at start) minus 1/32 of it (at least 32), kept back for the listener,
+    /// handshakes, probes and scrapes.
+    #[arg(long, env = "TRACKER_MAX_CONNECTIONS", value_name = "COUNT")]
+    pub max_connections: Option<u32>,
+
     /// Most open connections from one client address.
     #[arg(long, env = "TRACKER_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
     pub max_connections_per_ip: u32,

@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 
 use crate::geo::Locality;
 use crate::id::Id20;
-use crate::limits::{IpSlot, RateLimiter, Strikes};
+use crate::limits::{ConnectionSlot, RateLimiter, Strikes};
 use crate::liveness::{Due, Liveness};
 use crate::matching::Group;
 use crate::protocol::{
@@ -100,7 +100,7 @@ pub async fn run<S>(
     shared: Arc<Shared>,
     mut socket: WebSocketStream<S>,
     client: IpAddr,
-    _slot: IpSlot,
+    _slot: ConnectionSlot,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {

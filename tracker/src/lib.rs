@@ -4,6 +4,7 @@
 pub mod client_ip;
 pub mod config;
 mod connection;
+pub mod fd_limit;
 pub mod geo;
 pub mod hashes;
 pub mod http;

@@ -2,6 +2,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
@@ -72,42 +73,83 @@ impl Strikes {
     }
 }
 
-/// Open connections per client address.
-#[derive(Debug, Default)]
-pub struct ConnectionsPerIp {
-    counts: DashMap<IpAddr, u32>,
+/// Admission of WebSocket connections: at most `max_total` open in all and `max_per_ip` from one
+/// client address.
+#[derive(Debug)]
+pub struct Admission {
+    max_total: u32,
+    max_per_ip: u32,
+    total: AtomicU32,
+    per_ip: DashMap<IpAddr, u32>,
 }
 
-/// One counted connection; releases its count when dropped.
+/// Why a connection was not admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// `max_total` connections are open.
+    AtCapacity,
+    /// `max_per_ip` connections are open from this client address.
+    TooManyFromAddress,
+}
+
+/// One admitted connection; gives its place back when dropped.
 #[derive(Debug)]
-pub struct IpSlot {
-    owner: Arc<ConnectionsPerIp>,
+pub struct ConnectionSlot {
+    admission: Arc<Admission>,
     ip: IpAddr,
 }
 
-impl ConnectionsPerIp {
-    /// Counts one more connection from `ip` unless it already has `max`.
-    pub fn acquire(self: &Arc<Self>, ip: IpAddr, max: u32) -> Option<IpSlot> {
-        let mut count = self.counts.entry(ip).or_insert(0);
-        if *count >= max {
-            return None;
+impl Admission {
+    /// Admits at most `max_total` connections, `max_per_ip` of them from one address.
+    pub fn new(max_total: u32, max_per_ip: u32) -> Self {
+        Self {
+            max_total,
+            max_per_ip,
+            total: AtomicU32::new(0),
+            per_ip: DashMap::new(),
         }
-        *count += 1;
-        Some(IpSlot {
-            owner: Arc::clone(self),
+    }
+
+    /// Counts one more connection from `ip`, unless either limit is reached.
+    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<ConnectionSlot, Refused> {
+        self.total
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
+                (open < self.max_total).then_some(open + 1)
+            })
+            .map_err(|_| Refused::AtCapacity)?;
+        let mut from_ip = self.per_ip.entry(ip).or_insert(0);
+        if *from_ip >= self.max_per_ip {
+            drop(from_ip);
+            self.per_ip.remove_if(&ip, |_, count| *count == 0);
+            self.total.fetch_sub(1, Ordering::AcqRel);
+            return Err(Refused::TooManyFromAddress);
+        }
+        *from_ip += 1;
+        Ok(ConnectionSlot {
+            admission: Arc::clone(self),
             ip,
         })
     }
+
+    /// Whether `max_total` connections are open.
+    pub fn is_full(&self) -> bool {
+        self.total.load(Ordering::Acquire) >= self.max_total
+    }
+
+    /// The most connections admitted at once.
+    pub fn capacity(&self) -> u32 {
+        self.max_total
+    }
 }
 
-impl Drop for IpSlot {
+impl Drop for ConnectionSlot {
     fn drop(&mut self) {
-        if let Some(mut count) = self.owner.counts.get_mut(&self.ip) {
+        let admission = &self.admission;
+        if let Some(mut count) = admission.per_ip.get_mut(&self.ip) {
             *count -= 1;
         }
-        self.owner
-            .counts
-            .remove_if(&self.ip, |_, count| *count == 0);
+        admission.per_ip.remove_if(&self.ip, |_, count| *count == 0);
+        admission.total.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -125,13 +167,22 @@ mod tests {
     }
 
     #[test]
-    fn ip_slots_are_counted_and_released() {
-        let counts = Arc::new(ConnectionsPerIp::default());
-        let ip: IpAddr = "127.0.0.1".parse().unwrap();
-        let first = counts.acquire(ip, 1).unwrap();
-        assert!(counts.acquire(ip, 1).is_none());
+    fn connections_are_admitted_per_address_and_in_all() {
+        let admission = Arc::new(Admission::new(2, 1));
+        let a: IpAddr = "127.0.0.1".parse().unwrap();
+        let b: IpAddr = "127.0.0.2".parse().unwrap();
+        let c: IpAddr = "127.0.0.3".parse().unwrap();
+        let first = admission.admit(a).unwrap();
+        assert_eq!(admission.admit(a).unwrap_err(), Refused::TooManyFromAddress);
+        // A refusal for the address takes no place in the total.
+        let second = admission.admit(b).unwrap();
+        assert!(admission.is_full());
+        assert_eq!(admission.admit(c).unwrap_err(), Refused::AtCapacity);
         drop(first);
-        assert!(counts.acquire(ip, 1).is_some());
+        assert!(!admission.is_full());
+        let _third = admission.admit(a).unwrap();
+        drop(second);
+        assert!(admission.admit(c).is_ok());
     }
 
     #[test]

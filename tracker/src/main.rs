@@ -16,6 +16,7 @@ async fn main() -> anyhow::Result<()> {
         },
     };
     init_logging(&config)?;
+    raise_open_file_limit();
     // Installed before the port opens: a signal that arrives once clients can connect is never
     // met by the default action (SIGHUP would otherwise kill the process).
     let signals = Signals::install()?;
@@ -33,6 +34,18 @@ fn init_logging(config: &Config) -> anyhow::Result<()> {
         LogFormat::Json => builder.json().init(),
     }
     Ok(())
+}
+
+/// Every connection is an open file: lifts the soft limit (often 1024) to the hard one, as far as
+/// the process may, before the default `--max-connections` is derived from it.
+fn raise_open_file_limit() {
+    match tracker::fd_limit::raise_to_hard() {
+        Ok((before, after)) if before != after => {
+            tracing::info!(?before, ?after, "raised the open-file limit");
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "cannot raise the open-file limit"),
+    }
 }
 
 /// The signals the tracker acts on.

@@ -8,6 +8,8 @@ pub struct Metrics {
     registry: Registry,
     /// Open WebSocket connections.
     pub connections: IntGauge,
+    /// The most WebSocket connections admitted at once (`--max-connections`).
+    pub connection_capacity: IntGauge,
     /// Swarms with at least one peer (refreshed at each scrape of `/metrics`).
     pub swarms: IntGauge,
     /// Peers over all swarms (refreshed at each scrape of `/metrics`).
@@ -79,6 +81,11 @@ impl Metrics {
             offers_relayed,
             offers_by_tier,
             connections: gauge(&r, "connections", "Open WebSocket connections"),
+            connection_capacity: gauge(
+                &r,
+                "connection_capacity",
+                "Most WebSocket connections admitted at once (--max-connections)",
+            ),
             swarms: gauge(&r, "swarms", "Swarms with at least one peer"),
             peers: gauge(&r, "peers", "Peers over all swarms"),
             announces: counter(&r, "announces_total", "Announces processed"),

@@ -19,10 +19,11 @@ use tokio_util::task::TaskTracker;
 use crate::client_ip;
 use crate::config::Config;
 use crate::connection;
+use crate::fd_limit;
 use crate::geo::GeoIp;
 use crate::hashes::{HashBook, HashConfig};
 use crate::http::{self, RequestHead};
-use crate::limits::ConnectionsPerIp;
+use crate::limits::{Admission, Refused};
 use crate::metrics::Metrics;
 use crate::read_ahead::ReadAhead;
 use crate::registry::{MatchingConfig, MemoryRegistry, SwarmRegistry};
@@ -41,7 +42,7 @@ pub struct Shared {
     pub hashes: HashBook,
     /// Cancelled when the tracker shuts down.
     pub shutdown: CancellationToken,
-    ip_counts: Arc<ConnectionsPerIp>,
+    admission: Arc<Admission>,
     tasks: TaskTracker,
     next_connection: AtomicU64,
     websocket: WebSocketConfig,
@@ -103,6 +104,14 @@ impl Tracker {
             .max_write_buffer_size(config.max_frame_size.saturating_mul(4).max(1 << 20))
             .max_message_size(Some(config.max_frame_size))
             .max_frame_size(Some(config.max_frame_size));
+        let max_connections = config
+            .max_connections
+            .unwrap_or_else(fd_limit::default_max_connections);
+        let admission = Arc::new(Admission::new(
+            max_connections,
+            config.max_connections_per_ip,
+        ));
+        metrics.connection_capacity.set(i64::from(max_connections));
         let shared = Arc::new(Shared {
             hashes: HashBook::new(HashConfig {
                 quorum: config.hash_quorum.max(1),
@@ -113,7 +122,7 @@ impl Tracker {
             geo,
             metrics,
             shutdown: CancellationToken::new(),
-            ip_counts: Arc::new(ConnectionsPerIp::default()),
+            admission,
             tasks: TaskTracker::new(),
             next_connection: AtomicU64::new(1),
             websocket,
@@ -123,7 +132,13 @@ impl Tracker {
         let local_addr = listener.local_addr()?;
         shared.tasks.spawn(housekeeping(Arc::clone(&shared)));
         let accept = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
-        tracing::info!(%local_addr, tls = shared.tls.is_some(), geoip = shared.geo.is_enabled(), "tracker listening");
+        tracing::info!(
+            %local_addr,
+            tls = shared.tls.is_some(),
+            geoip = shared.geo.is_enabled(),
+            max_connections = shared.admission.capacity(),
+            "tracker listening"
+        );
         Ok(Self {
             shared,
             local_addr,
@@ -287,16 +302,9 @@ async fn upgrade<S>(
         .await;
         return;
     }
-    let max = shared.config.max_connections_per_ip;
-    let Some(slot) = shared.ip_counts.acquire(client, max) else {
-        shared
-            .metrics
-            .rejected
-            .with_label_values(&["connections_per_ip"])
-            .inc();
-        let body = "too many connections from this address";
-        let _ = http::respond(&mut stream, "429 Too Many Requests", "text/plain", body).await;
-        return;
+    let slot = match shared.admission.admit(client) {
+        Ok(slot) => slot,
+        Err(refused) => return refuse_connection(&shared, &mut stream, refused).await,
     };
     if http::accept_websocket(&mut stream, key).await.is_err() {
         return;
@@ -306,6 +314,28 @@ async fn upgrade<S>(
     let socket =
         WebSocketStream::from_partially_read(stream, head.into_rest(), Role::Server, config).await;
     connection::run(shared, socket, client, slot).await;
+}
+
+/// Answers an upgrade that [`Admission`] refused, and counts it.
+async fn refuse_connection<S: AsyncWrite + Unpin>(
+    shared: &Shared,
+    stream: &mut S,
+    refused: Refused,
+) {
+    let (reason, status, body) = match refused {
+        Refused::AtCapacity => (
+            "at_capacity",
+            "503 Service Unavailable",
+            "tracker at capacity, try another replica or later",
+        ),
+        Refused::TooManyFromAddress => (
+            "connections_per_ip",
+            "429 Too Many Requests",
+            "too many connections from this address",
+        ),
+    };
+    shared.metrics.rejected.with_label_values(&[reason]).inc();
+    let _ = http::respond(stream, status, "text/plain", body).await;
 }
 
 async fn endpoint<S: AsyncWrite + Unpin>(
@@ -321,6 +351,15 @@ async fn endpoint<S: AsyncWrite + Unpin>(
                 "503 Service Unavailable",
                 "text/plain",
                 "shutting down\n",
+            )
+            .await
+        }
+        "/readyz" if shared.admission.is_full() => {
+            http::respond(
+                stream,
+                "503 Service Unavailable",
+                "text/plain",
+                "at capacity\n",
             )
             .await
         }

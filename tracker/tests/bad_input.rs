@@ -178,16 +178,8 @@ async fn message_rate_connection_count_and_persistent_abuse() {
     // Per-IP connection cap: the third connection from one address is refused over HTTP.
     let _a = Client::connect_from(addr, "127.0.0.9".parse().unwrap()).await;
     let _b = Client::connect_from(addr, "127.0.0.9".parse().unwrap()).await;
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.bind("127.0.0.9:0".parse().unwrap()).unwrap();
-    let stream = socket.connect(addr).await.unwrap();
-    let refused = tokio_tungstenite::client_async(format!("ws://{addr}/"), stream).await;
-    match refused {
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
-            assert_eq!(response.status(), 429)
-        }
-        other => panic!("expected HTTP 429, got {other:?}"),
-    }
+    let third = Client::try_connect_with_headers(addr, "127.0.0.9".parse().unwrap(), &[]).await;
+    assert_eq!(support::refusal_status(third), 429);
     assert!(
         support::metric(
             addr,
@@ -195,6 +187,50 @@ async fn message_rate_connection_count_and_persistent_abuse() {
         )
         .await
             >= 1.0
+    );
+    tracker.shutdown().await;
+}
+
+#[tokio::test]
+async fn connections_beyond_capacity_are_refused_and_the_tracker_reports_not_ready() {
+    let tracker = start(|c| c.max_connections = Some(2)).await;
+    let addr = tracker.local_addr();
+    let from = |host: u8| std::net::IpAddr::from([127, 0, 0, host]);
+    let first = Client::connect_from(addr, from(21)).await;
+    assert_eq!(support::http_get(addr, "/readyz").await.0, 200);
+    let mut second = Client::connect_from(addr, from(22)).await;
+    assert_eq!(
+        support::http_get(addr, "/readyz").await,
+        (503, "at capacity\n".into())
+    );
+
+    let third = Client::try_connect_with_headers(addr, from(23), &[]).await;
+    assert_eq!(support::refusal_status(third), 503);
+    assert_eq!(support::http_get(addr, "/healthz").await.0, 200);
+    let at_capacity = "tracker_rejected_total{reason=\"at_capacity\"}";
+    assert_eq!(support::metric(addr, at_capacity).await, 1.0);
+    assert_eq!(
+        support::metric(addr, "tracker_connection_capacity").await,
+        2.0
+    );
+    // The admitted connections are served as before.
+    let swarm = id(b'S', 1);
+    assert_eq!(
+        second.announce(&swarm, &id(b'P', 2), 0).await["incomplete"],
+        1
+    );
+
+    // A closed connection frees its place.
+    drop(first);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while support::http_get(addr, "/readyz").await.0 != 200 {
+        assert!(tokio::time::Instant::now() < deadline, "still at capacity");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut fourth = Client::connect_from(addr, from(23)).await;
+    assert_eq!(
+        fourth.announce(&swarm, &id(b'P', 4), 0).await["incomplete"],
+        2
     );
     tracker.shutdown().await;
 }

@@ -105,3 +105,49 @@ async fn settings_from_env_and_file_reload_on_sighup_drain_on_sigterm() {
     assert!(status.success(), "{status}");
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
+
+/// Started with a soft open-file limit of 100 under a hard one of 160 (a typical shell's 1024
+/// under a higher hard limit, scaled down), the tracker raises its limit to 160 and admits
+/// 160 − 32 = 128 WebSocket connections. Those beyond get HTTP 503 instead of exhausting the
+/// process's files, so health probes are still answered.
+#[tokio::test]
+async fn the_open_file_limit_is_raised_and_bounds_the_connections_admitted() {
+    let addr = free_port();
+    let _tracker = Command::new("sh")
+        .args([
+            "-c",
+            "ulimit -S -n 100 && ulimit -H -n 160 && exec \"$0\" \"$@\"",
+        ])
+        .arg(env!("CARGO_BIN_EXE_tracker"))
+        .args(["--log", "warn", "--listen", &addr.to_string()])
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    wait_for_listener(addr).await;
+    assert_eq!(metric(addr, "tracker_connection_capacity").await, 128.0);
+
+    let mut admitted = Vec::new();
+    let mut refused = 0;
+    for n in 0..150u8 {
+        let source = std::net::IpAddr::from([127, 0, 2, n + 1]);
+        let attempt = Client::try_connect_with_headers(addr, source, &[]);
+        match tokio::time::timeout(Duration::from_secs(5), attempt).await {
+            Ok(Ok(client)) => admitted.push(client),
+            Ok(refusal) => {
+                assert_eq!(support::refusal_status(refusal), 503);
+                refused += 1;
+            }
+            Err(_) => panic!("connection {n} was neither admitted nor refused"),
+        }
+    }
+    assert_eq!((admitted.len(), refused), (128, 22));
+    assert_eq!(support::http_get(addr, "/healthz").await.0, 200);
+    assert_eq!(support::http_get(addr, "/readyz").await.0, 503);
+    // Every admitted connection is still served.
+    let swarm = id(b'S', 9);
+    for (n, client) in admitted.iter_mut().enumerate().step_by(16) {
+        let reply = client.announce(&swarm, &id(b'P', n as u8), 0).await;
+        assert!(reply.get("interval").is_some(), "{reply}");
+    }
+}

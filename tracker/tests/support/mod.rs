@@ -184,6 +184,15 @@ pub fn answer(info_hash: &str, peer_id: &str, offer: &Value) -> Value {
     })
 }
 
+/// The HTTP status with which the tracker refused a WebSocket upgrade; panics if it was accepted.
+pub fn refusal_status(attempt: Result<Client, tokio_tungstenite::tungstenite::Error>) -> u16 {
+    match attempt {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
+        Err(other) => panic!("expected an HTTP refusal, got {other:?}"),
+        Ok(_) => panic!("expected an HTTP refusal, the connection was accepted"),
+    }
+}
+
 /// Reads a counter or gauge from the tracker's `/metrics` over real HTTP.
 pub async fn metric(tracker: SocketAddr, name_and_labels: &str) -> f64 {
     let body = http_get(tracker, "/metrics").await.1;
