@@ -121,7 +121,7 @@ pub struct Config {
     #[arg(long, env = "TRACKER_MAX_CONNECTIONS", value_name = "COUNT")]
     pub max_connections: Option<u32>,
 
-    /// Most open connections from one client address.
+    /// Most open connections from one client address (all of an IPv6 /64 counts as one).
     #[arg(long, env = "TRACKER_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
     pub max_connections_per_ip: u32,
 

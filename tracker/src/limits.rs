@@ -74,7 +74,8 @@ impl Strikes {
 }
 
 /// Admission of WebSocket connections: at most `max_total` open in all and `max_per_ip` from one
-/// client address.
+/// client address, where all of an IPv6 /64 counts as one address (a single subscriber is
+/// routinely given a whole /64).
 #[derive(Debug)]
 pub struct Admission {
     max_total: u32,
@@ -112,6 +113,7 @@ impl Admission {
 
     /// Counts one more connection from `ip`, unless either limit is reached.
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<ConnectionSlot, Refused> {
+        let ip = subscriber(ip);
         self.total
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
                 (open < self.max_total).then_some(open + 1)
@@ -139,6 +141,18 @@ impl Admission {
     /// The most connections admitted at once.
     pub fn capacity(&self) -> u32 {
         self.max_total
+    }
+}
+
+/// The address that stands for one subscriber: an IPv4 address (also when written IPv4-mapped),
+/// or the /64 network of an IPv6 address.
+fn subscriber(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !(u128::MAX >> 64)).into()),
+        },
     }
 }
 
@@ -183,6 +197,19 @@ mod tests {
         let _third = admission.admit(a).unwrap();
         drop(second);
         assert!(admission.admit(c).is_ok());
+    }
+
+    #[test]
+    fn an_ipv6_64_counts_as_one_address() {
+        let admission = Arc::new(Admission::new(10, 1));
+        let ip = |text: &str| text.parse::<IpAddr>().unwrap();
+        let _first = admission.admit(ip("2001:db8:1:2::1")).unwrap();
+        let same_64 = admission.admit(ip("2001:db8:1:2:ffff::9"));
+        assert_eq!(same_64.unwrap_err(), Refused::TooManyFromAddress);
+        assert!(admission.admit(ip("2001:db8:1:3::1")).is_ok());
+        let _v4 = admission.admit(ip("192.0.2.1")).unwrap();
+        let mapped = admission.admit(ip("::ffff:192.0.2.1"));
+        assert_eq!(mapped.unwrap_err(), Refused::TooManyFromAddress);
     }
 
     #[test]

@@ -208,11 +208,6 @@ async fn connect_via(
     Client::try_connect_with_headers(tracker, source, &[(header, value)]).await
 }
 
-/// Whether the tracker refused the WebSocket with HTTP 429 (too many connections per address).
-fn refused_with_429(result: Result<Client, tokio_tungstenite::tungstenite::Error>) -> bool {
-    matches!(result, Err(tokio_tungstenite::tungstenite::Error::Http(response)) if response.status() == 429)
-}
-
 #[tokio::test]
 async fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
     let tracker = start(|c| {
@@ -236,9 +231,10 @@ async fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
         .await
         .unwrap();
     far.announce(&swarm, &id(b'R', 2), 0).await;
-    assert!(refused_with_429(
-        connect(proxy, "X-Forwarded-For", "127.50.1.20").await
-    ));
+    assert_eq!(
+        support::refusal_status(connect(proxy, "X-Forwarded-For", "127.50.1.20").await),
+        429
+    );
     let mut offerer = connect(proxy, "X-Forwarded-For", "6.6.6.6, 127.50.1.99, 127.0.0.7")
         .await
         .unwrap();
@@ -254,9 +250,19 @@ async fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
     let _first = connect(untrusted, "X-Forwarded-For", "127.70.0.1")
         .await
         .unwrap();
-    assert!(refused_with_429(
-        connect(untrusted, "X-Forwarded-For", "127.70.0.2").await
-    ));
+    assert_eq!(
+        support::refusal_status(connect(untrusted, "X-Forwarded-For", "127.70.0.2").await),
+        429
+    );
+    // IPv6 clients are counted per /64, which one subscriber usually holds whole.
+    let _v6 = connect(proxy, "X-Forwarded-For", "2001:db8:5:6::1")
+        .await
+        .unwrap();
+    let same_64 = connect(proxy, "X-Forwarded-For", "[2001:db8:5:6:abcd::2]:443").await;
+    assert_eq!(support::refusal_status(same_64), 429);
+    let _next_64 = connect(proxy, "X-Forwarded-For", "2001:db8:5:7::1")
+        .await
+        .unwrap();
     tracker.shutdown().await;
 }
 
