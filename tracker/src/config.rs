@@ -90,7 +90,8 @@ pub struct Config {
     pub peer_timeout: u64,
 
     /// Seconds of silence after which a connection is pinged; one that sends no frame (not even
-    /// the pong) for as long again is closed as gone. 0 disables pings.
+    /// the pong) for as long again is closed as gone. 0 disables pings, and with them the
+    /// probe that lets a reconnected client take its `peer_id` over from a vanished connection.
     #[arg(long, env = "TRACKER_PING_INTERVAL", default_value_t = 20)]
     pub ping_interval: u64,
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -23,13 +23,13 @@ use crate::protocol::{
     self, Announce, AnnounceReply, Answer, Event, Failure, HashQuery, HashReport, ParseLimits,
     Request, ScrapeFile,
 };
-use crate::registry::{PeerRecord, RegistryError};
-use crate::relay::{Delivery, OfferDelivery, Route};
+use crate::registry::{Owner, PeerRecord, RegistryError, Target};
+use crate::relay::{Delivery, OfferDelivery, Route, Tracked};
 use crate::server::Shared;
 
 /// An offer relayed to this client, awaiting its answer.
 struct PendingOffer {
-    offer: Box<OfferDelivery>,
+    offer: OfferDelivery,
     expires: Instant,
 }
 
@@ -81,6 +81,19 @@ impl Refusal {
     }
 }
 
+/// How long the connection holding a contested `peer_id` has to show it is still there.
+const OWNER_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// An announce whose `peer_id` another connection holds, set aside while that connection is
+/// probed: a client whose network changed reconnects while its old connection looks open.
+struct Contest {
+    info_hash: Id20,
+    peer_id: Id20,
+    owner: Owner,
+    /// The announce, replayed if the owner turns out to be gone.
+    text: String,
+}
+
 struct Session {
     id: u64,
     shared: Arc<Shared>,
@@ -93,6 +106,10 @@ struct Session {
     limiter: RateLimiter,
     strikes: Strikes,
     abusive: bool,
+    /// An announce waiting for [`settle`].
+    contest: Option<Box<Contest>>,
+    /// Other connections waiting to hear that this client is still there.
+    probes: Vec<oneshot::Sender<()>>,
 }
 
 /// Serves one upgraded WebSocket until it closes, the client abuses, or the tracker shuts down.
@@ -135,8 +152,13 @@ pub async fn run<S>(
                 // rather than on every frame (a reset takes the timer wheel's lock).
                 if let Some(Ok(frame)) = &incoming {
                     liveness.on_frame(Instant::now(), frame.is_text() || frame.is_binary());
+                    session.answer_probes();
                 }
-                let Some(replies) = session.on_frame(incoming) else { break Ending::Client };
+                let Some(mut replies) = session.on_frame(incoming) else { break Ending::Client };
+                if let Some(contest) = session.contest.take() {
+                    // Boxed: rare, and it would otherwise enlarge every connection's task.
+                    replies = Box::pin(settle(&mut session, contest, replies)).await;
+                }
                 if write_batch(&mut socket, &mut session, &mut inbox, replies, None).await.is_err() {
                     break Ending::Client;
                 }
@@ -240,17 +262,56 @@ where
         socket.feed(Message::text(reply)).await?;
     }
     if let Some(delivery) = first {
-        socket
-            .feed(Message::text(session.on_delivery(delivery)))
-            .await?;
+        socket.feed(session.on_delivery(delivery)).await?;
     }
     for _ in 0..DELIVERY_BATCH {
         let Ok(next) = inbox.try_recv() else { break };
-        socket
-            .feed(Message::text(session.on_delivery(next)))
-            .await?;
+        socket.feed(session.on_delivery(next)).await?;
     }
     socket.flush().await
+}
+
+/// Decides a [`Contest`]: if the owner shows it is there, the announce is refused; if not, the
+/// owner loses the `peer_id` and the announce is replayed. Returns `replies` and the outcome's.
+async fn settle(
+    session: &mut Session,
+    contest: Box<Contest>,
+    mut replies: Vec<String>,
+) -> Vec<String> {
+    if !owner_is_gone(&contest.owner).await {
+        let info_hash = Some(contest.info_hash);
+        replies.extend(session.refuse(Refusal::PeerIdTaken, info_hash, Some("announce")));
+        return replies;
+    }
+    let registry = &session.shared.registry;
+    registry.leave(
+        &contest.info_hash,
+        &contest.peer_id,
+        contest.owner.connection,
+    );
+    session.shared.metrics.peer_id_takeovers.inc();
+    tracing::debug!(
+        connection = session.id,
+        from = contest.owner.connection,
+        "peer_id taken over from an unresponsive connection"
+    );
+    replies.extend(session.replay(&contest.text));
+    replies
+}
+
+/// Probes `owner`: gone if its connection ended or sent no frame within
+/// [`OWNER_PROBE_TIMEOUT`] of a ping.
+async fn owner_is_gone(owner: &Owner) -> bool {
+    let (answer, answered) = oneshot::channel();
+    let probe = async {
+        let probe = Delivery::Tracked(Box::new(Tracked::Probe(answer)));
+        owner.route.send(probe).await.ok()?;
+        answered.await.ok()
+    };
+    !matches!(
+        tokio::time::timeout(OWNER_PROBE_TIMEOUT, probe).await,
+        Ok(Some(()))
+    )
 }
 
 async fn close<S>(socket: &mut WebSocketStream<S>, code: CloseCode, reason: &str)
@@ -276,6 +337,8 @@ impl Session {
             memberships: Vec::new(),
             pending: VecDeque::new(),
             abusive: false,
+            contest: None,
+            probes: Vec::new(),
             route,
             shared,
         }
@@ -318,7 +381,7 @@ impl Session {
             max_list: self.shared.config.max_scrape_hashes,
         };
         match protocol::parse(text, limits) {
-            Ok(Request::Announce(announce)) => self.on_announce(announce),
+            Ok(Request::Announce(announce)) => self.on_announce(announce, text),
             Ok(Request::Answer(answer)) => self.on_answer(answer),
             Ok(Request::Scrape(hashes)) => self.on_scrape(&hashes),
             Ok(Request::HashReport(report)) => self.on_hash_report(report),
@@ -353,17 +416,38 @@ impl Session {
         })]
     }
 
-    fn on_announce(&mut self, announce: Announce<'_>) -> Vec<String> {
+    fn on_announce(&mut self, announce: Announce<'_>, text: &str) -> Vec<String> {
         self.shared.metrics.announces.inc();
         let info_hash = announce.info_hash;
         if announce.event == Event::Stopped {
             return vec![self.leave(info_hash, announce.peer_id)];
         }
-        let membership = (info_hash, announce.peer_id);
-        let joined = self.memberships.contains(&membership);
+        let joined = self.memberships.contains(&(info_hash, announce.peer_id));
         if !joined && self.memberships.len() >= self.shared.config.max_swarms_per_connection {
             return self.refuse(Refusal::TooManySwarms, Some(info_hash), Some("announce"));
         }
+        self.join(announce, Some(text))
+    }
+
+    /// Replays an announce set aside by a [`Contest`] the owner lost.
+    fn replay(&mut self, text: &str) -> Vec<String> {
+        let limits = ParseLimits {
+            max_offers: self.shared.config.max_offers_per_announce,
+            max_list: self.shared.config.max_scrape_hashes,
+        };
+        match protocol::parse(text, limits) {
+            Ok(Request::Announce(announce)) => self.join(announce, None),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Enters (or refreshes) the swarm and relays the offers. A `peer_id` that another
+    /// connection holds is contested when the announce's `text` is given and pings are on (the
+    /// owner is probed with one), and refused otherwise.
+    fn join(&mut self, announce: Announce<'_>, text: Option<&str>) -> Vec<String> {
+        let info_hash = announce.info_hash;
+        let membership = (info_hash, announce.peer_id);
+        let joined = self.memberships.contains(&membership);
         let record = PeerRecord {
             peer_id: announce.peer_id,
             connection: self.id,
@@ -378,31 +462,12 @@ impl Session {
             .min(announce.offers.len());
         let outcome = match self.shared.registry.announce(info_hash, record, want) {
             Ok(outcome) => outcome,
-            Err(RegistryError::PeerIdTaken) => {
-                return self.refuse(Refusal::PeerIdTaken, Some(info_hash), Some("announce"));
-            }
+            Err(RegistryError::PeerIdTaken) => return self.on_peer_id_taken(announce, text),
         };
         if !joined {
             self.memberships.push(membership);
         }
-        let mut dropped = false;
-        for (offer, target) in announce.offers.iter().zip(outcome.targets) {
-            let json =
-                protocol::relayed_offer(info_hash, announce.peer_id, offer.offer, offer.offer_id);
-            let delivery = Delivery::Offer(Box::new(OfferDelivery {
-                json,
-                info_hash,
-                from: announce.peer_id,
-                offer_id: offer.offer_id,
-                reply_to: self.route.clone(),
-            }));
-            if target.route.try_send(delivery).is_ok() {
-                self.shared.metrics.offer_relayed(target.tier);
-            } else {
-                self.shared.metrics.deliveries_dropped.inc();
-                dropped = true;
-            }
-        }
+        let dropped = self.relay_offers(&announce, outcome.targets);
         let reply = AnnounceReply {
             action: "announce",
             info_hash,
@@ -412,6 +477,61 @@ impl Session {
             warning: dropped.then_some("some offers could not be delivered: peers are busy"),
         };
         vec![protocol::to_json(&reply)]
+    }
+
+    /// Sends each offer of `announce` to its target; returns whether any had to be dropped.
+    fn relay_offers(&self, announce: &Announce<'_>, targets: Vec<Target>) -> bool {
+        let mut dropped = false;
+        for (offer, target) in announce.offers.iter().zip(targets) {
+            let json = protocol::relayed_offer(
+                announce.info_hash,
+                announce.peer_id,
+                offer.offer,
+                offer.offer_id,
+            );
+            let delivery = Delivery::Tracked(Box::new(Tracked::Offer(OfferDelivery {
+                json,
+                info_hash: announce.info_hash,
+                from: announce.peer_id,
+                offer_id: offer.offer_id,
+                reply_to: self.route.clone(),
+            })));
+            if target.route.try_send(delivery).is_ok() {
+                self.shared.metrics.offer_relayed(target.tier);
+            } else {
+                self.shared.metrics.deliveries_dropped.inc();
+                dropped = true;
+            }
+        }
+        dropped
+    }
+
+    /// Sets the announce aside as a [`Contest`] if it may be contested (see [`Session::join`]).
+    fn on_peer_id_taken(&mut self, announce: Announce<'_>, text: Option<&str>) -> Vec<String> {
+        let info_hash = announce.info_hash;
+        let Some(text) = text.filter(|_| self.shared.config.ping_interval().is_some()) else {
+            return self.refuse(Refusal::PeerIdTaken, Some(info_hash), Some("announce"));
+        };
+        match self.shared.registry.owner(&info_hash, &announce.peer_id) {
+            Some(owner) => {
+                self.contest = Some(Box::new(Contest {
+                    info_hash,
+                    peer_id: announce.peer_id,
+                    owner,
+                    text: text.to_owned(),
+                }));
+                Vec::new()
+            }
+            // The owner left in the meantime.
+            None => self.join(announce, None),
+        }
+    }
+
+    /// Tells every waiting prober that the client is still there.
+    fn answer_probes(&mut self) {
+        for probe in self.probes.drain(..) {
+            let _ = probe.send(());
+        }
     }
 
     fn leave(&mut self, info_hash: Id20, peer_id: Id20) -> String {
@@ -457,7 +577,7 @@ impl Session {
         );
         match offer
             .reply_to
-            .try_send(Delivery::Message(json.into_boxed_str()))
+            .try_send(Delivery::Answer(json.into_boxed_str()))
         {
             Ok(()) => self.shared.metrics.answers_relayed.inc(),
             Err(_) => self.shared.metrics.deliveries_dropped.inc(),
@@ -527,11 +647,15 @@ impl Session {
         vec![protocol::to_json(&reply)]
     }
 
-    /// Remembers a relayed offer (bounded, oldest first out) and returns the text to send.
-    fn on_delivery(&mut self, delivery: Delivery) -> String {
-        match delivery {
-            Delivery::Message(text) => text.into(),
-            Delivery::Offer(mut offer) => {
+    /// The frame to send for `delivery`. Remembers a relayed offer (bounded, oldest first out)
+    /// and a probe (answered with the next frame from the client).
+    fn on_delivery(&mut self, delivery: Delivery) -> Message {
+        let tracked = match delivery {
+            Delivery::Answer(text) => return Message::text(String::from(text)),
+            Delivery::Tracked(tracked) => *tracked,
+        };
+        match tracked {
+            Tracked::Offer(mut offer) => {
                 let now = Instant::now();
                 self.pending.retain(|p| p.expires > now);
                 if self.pending.len() >= self.shared.config.max_pending_offers.max(1) {
@@ -540,7 +664,13 @@ impl Session {
                 let text = std::mem::take(&mut offer.json);
                 let expires = now + Duration::from_secs(self.shared.config.offer_timeout);
                 self.pending.push_back(PendingOffer { offer, expires });
-                text
+                Message::text(text)
+            }
+            Tracked::Probe(answer) => {
+                // Probers that gave up need no answer; this bounds the list.
+                self.probes.retain(|probe| !probe.is_closed());
+                self.probes.push(answer);
+                Message::Ping(Default::default())
             }
         }
     }

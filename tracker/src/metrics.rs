@@ -32,6 +32,8 @@ pub struct Metrics {
     pub hash_reports: IntCounterVec,
     /// Peers removed for silence.
     pub peers_expired: IntCounter,
+    /// Peer ids handed to a new connection because their old one did not answer a probe.
+    pub peer_id_takeovers: IntCounter,
     /// Connections ended, by why.
     pub connections_closed: IntCounterVec,
     /// `offers_relayed` resolved per tier, in `Tier::ALL` order (no label lookup per offer).
@@ -115,6 +117,11 @@ impl Metrics {
                 &["outcome"],
             ),
             peers_expired: counter(&r, "peers_expired_total", "Peers removed for silence"),
+            peer_id_takeovers: counter(
+                &r,
+                "peer_id_takeovers_total",
+                "Peer ids taken over from a connection that did not answer a probe",
+            ),
             connections_closed: counter_vec(
                 &r,
                 "connections_closed_total",

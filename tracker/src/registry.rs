@@ -48,6 +48,15 @@ pub struct Target {
     pub tier: Tier,
 }
 
+/// The connection through which a peer is in a swarm.
+#[derive(Debug, Clone)]
+pub struct Owner {
+    /// The connection.
+    pub connection: ConnectionId,
+    /// How to reach it.
+    pub route: Route,
+}
+
 /// Seeders and leechers of a swarm.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SwarmCounts {
@@ -97,6 +106,9 @@ pub trait SwarmRegistry: Send + Sync {
     fn leave(&self, info_hash: &Id20, peer_id: &Id20, connection: ConnectionId) -> SwarmCounts;
     /// Whether the peer is in the swarm through `connection`.
     fn is_member(&self, info_hash: &Id20, peer_id: &Id20, connection: ConnectionId) -> bool;
+    /// The connection through which the peer is in the swarm, if it is (`None` also when that
+    /// connection lives elsewhere and cannot be reached from here).
+    fn owner(&self, info_hash: &Id20, peer_id: &Id20) -> Option<Owner>;
     /// The swarm's figures.
     fn counts(&self, info_hash: &Id20) -> SwarmCounts;
     /// Removes peers silent for longer than `idle`; returns how many.
@@ -351,6 +363,15 @@ impl SwarmRegistry for MemoryRegistry {
                 .peers
                 .get(peer_id)
                 .is_some_and(|m| m.connection == connection)
+        })
+    }
+
+    fn owner(&self, info_hash: &Id20, peer_id: &Id20) -> Option<Owner> {
+        let swarm = self.swarms.get(info_hash)?;
+        let member = swarm.peers.get(peer_id)?;
+        Some(Owner {
+            connection: member.connection,
+            route: member.route.clone(),
         })
     }
 

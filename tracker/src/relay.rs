@@ -1,20 +1,31 @@
 //! What one connection hands to another: relayed offers and other ready-to-send messages.
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::id::Id20;
 
 /// The way to reach a connected peer: the queue its connection task writes from.
 pub type Route = mpsc::Sender<Delivery>;
 
-/// A message for a connection to send to its client. Boxed so that queues stay small.
+/// A message for a connection to send to its client. Two variants of one pointer each keep it at
+/// 16 bytes, which matters because every connection's queue reserves room for 32 of them.
 #[derive(Debug)]
 pub enum Delivery {
+    /// A relayed answer: ready-made JSON text.
+    Answer(Box<str>),
+    /// A delivery that the receiving connection keeps track of.
+    Tracked(Box<Tracked>),
+}
+
+/// What a connection keeps track of after sending it.
+#[derive(Debug)]
+pub enum Tracked {
     /// An offer from another peer; the receiving connection remembers it so that only an answer
     /// to it can travel back.
-    Offer(Box<OfferDelivery>),
-    /// Any other ready-made JSON text (answers).
-    Message(Box<str>),
+    Offer(OfferDelivery),
+    /// A request to show the client is still there: the connection pings it and answers once
+    /// the next frame of any kind arrives. Sent when another connection claims its `peer_id`.
+    Probe(oneshot::Sender<()>),
 }
 
 /// A relayed offer and where its answer may go.
@@ -30,4 +41,14 @@ pub struct OfferDelivery {
     pub offer_id: Id20,
     /// The offering peer's connection.
     pub reply_to: Route,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_delivery_is_two_words() {
+        assert_eq!(std::mem::size_of::<Delivery>(), 16);
+    }
 }

@@ -242,12 +242,31 @@ async fn a_peer_id_cannot_be_hijacked_by_another_connection() {
     let swarm = id(b'S', 1);
     let mut owner = Client::connect(addr).await;
     owner.announce(&swarm, &id(b'P', 1), 0).await;
+    // The owner is there: while it reads, its WebSocket library answers the tracker's probe.
+    let owner_reads = tokio::spawn(async move { owner.try_recv(Duration::from_secs(10)).await });
     let mut intruder = Client::connect(addr).await;
     let reply = intruder.announce(&swarm, &id(b'P', 1), 0).await;
     assert_eq!(
         reply["failure reason"],
         "peer_id is in use by another connection"
     );
+    assert_eq!(
+        support::metric(addr, "tracker_peer_id_takeovers_total").await,
+        0.0
+    );
+    owner_reads.abort();
+    tracker.shutdown().await;
+
+    // Without pings there is no probe either: a conflict is refused at once.
+    let tracker = start(|c| c.ping_interval = 0).await;
+    let addr = tracker.local_addr();
+    let mut owner = Client::connect(addr).await;
+    owner.announce(&swarm, &id(b'P', 1), 0).await;
+    let mut intruder = Client::connect(addr).await;
+    let asked = tokio::time::Instant::now();
+    let reply = intruder.announce(&swarm, &id(b'P', 1), 0).await;
+    assert!(reply.get("failure reason").is_some(), "{reply}");
+    assert!(asked.elapsed() < Duration::from_secs(1));
     tracker.shutdown().await;
 }
 

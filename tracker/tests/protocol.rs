@@ -258,6 +258,39 @@ async fn a_quiet_client_that_answers_pings_keeps_its_connection_and_peers() {
 }
 
 #[tokio::test]
+async fn a_reconnected_client_takes_its_peer_id_over_from_its_vanished_connection() {
+    let tracker = start(|_| {}).await;
+    let addr = tracker.local_addr();
+    let swarm = id(b'S', 11);
+    let mut old = Client::connect(addr).await;
+    old.announce(&swarm, &id(b'M', 1), 0).await;
+    // `old` reads nothing from now on, like a connection left half-open by a network change:
+    // it answers no ping. The client comes back on a new connection with the same peer_id.
+    let mut new = Client::connect(addr).await;
+    let asked = tokio::time::Instant::now();
+    let reply = new.announce(&swarm, &id(b'M', 1), 0).await;
+    assert_eq!(reply["incomplete"], 1, "{reply}");
+    assert!(
+        asked.elapsed() >= Duration::from_millis(2900),
+        "the old connection had its chance to answer"
+    );
+    assert_eq!(metric(addr, "tracker_peer_id_takeovers_total").await, 1.0);
+
+    // Offers now reach the new connection, and its answers travel back.
+    let mut offerer = Client::connect(addr).await;
+    offerer.announce(&swarm, &id(b'O', 1), 1).await;
+    let offer = new.recv().await;
+    assert_eq!(offer["peer_id"], id(b'O', 1));
+    new.send(&answer(&swarm, &id(b'M', 1), &offer)).await;
+    assert_eq!(offerer.recv().await["answer"]["type"], "answer");
+    // The old connection leaving does not take the peer out of the swarm.
+    old.close().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(incomplete(&mut offerer, &swarm).await, 2);
+    tracker.shutdown().await;
+}
+
+#[tokio::test]
 async fn hashes_are_accepted_once_independent_networks_agree() {
     let tracker = start(|c| c.hash_quorum = 2).await;
     let addr = tracker.local_addr();
