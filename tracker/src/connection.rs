@@ -26,6 +26,7 @@ use crate::protocol::{
 use crate::registry::{Owner, PeerRecord, RegistryError, Target};
 use crate::relay::{Delivery, OfferDelivery, Route, Tracked};
 use crate::server::Shared;
+use crate::stall::{Bounded, WriteError, write_limit};
 
 /// An offer relayed to this client, awaiting its answer.
 struct PendingOffer {
@@ -129,6 +130,7 @@ pub async fn run<S>(
         shared.config.ping_interval(),
         Duration::from_secs(shared.config.peer_timeout),
     );
+    let write_limit = write_limit(&shared.config);
     let quiet = tokio::time::sleep_until(liveness.deadline().into());
     tokio::pin!(quiet);
     // Created once: a fresh `cancelled()` per iteration would lock the token's shared waiter list
@@ -142,7 +144,7 @@ pub async fn run<S>(
                 break Ending::Shutdown;
             }
             () = &mut quiet => {
-                if let Some(ending) = check_liveness(&mut socket, &mut liveness).await {
+                if let Some(ending) = check_liveness(&mut socket, &mut liveness, write_limit).await {
                     break ending;
                 }
                 quiet.as_mut().reset(liveness.deadline().into());
@@ -159,8 +161,13 @@ pub async fn run<S>(
                     // Boxed: rare, and it would otherwise enlarge every connection's task.
                     replies = Box::pin(settle(&mut session, contest, replies)).await;
                 }
-                if write_batch(&mut socket, &mut session, &mut inbox, replies, None).await.is_err() {
-                    break Ending::Client;
+                let written = Bounded::new(
+                    write_limit,
+                    write_batch(&mut socket, &mut session, &mut inbox, replies, None),
+                )
+                .await;
+                if let Err(error) = written {
+                    break Ending::after(error);
                 }
                 if session.abusive {
                     close(&mut socket, CloseCode::Policy, "too many refused messages").await;
@@ -169,8 +176,13 @@ pub async fn run<S>(
             }
             Some(delivery) = inbox.recv() => {
                 let first = Some(delivery);
-                if write_batch(&mut socket, &mut session, &mut inbox, Vec::new(), first).await.is_err() {
-                    break Ending::Client;
+                let written = Bounded::new(
+                    write_limit,
+                    write_batch(&mut socket, &mut session, &mut inbox, Vec::new(), first),
+                )
+                .await;
+                if let Err(error) = written {
+                    break Ending::after(error);
                 }
             }
         }
@@ -205,6 +217,14 @@ enum Ending {
 }
 
 impl Ending {
+    /// Why a bounded write ends the connection (see [`crate::stall`]).
+    fn after(error: WriteError<tungstenite::Error>) -> Self {
+        match error {
+            WriteError::Stalled => Self::Unresponsive,
+            WriteError::Failed(_) => Self::Client,
+        }
+    }
+
     fn label(self) -> &'static str {
         match self {
             Self::Client => "client",
@@ -220,6 +240,7 @@ impl Ending {
 async fn check_liveness<S>(
     socket: &mut WebSocketStream<S>,
     liveness: &mut Liveness,
+    write_limit: Duration,
 ) -> Option<Ending>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -227,8 +248,8 @@ where
     match liveness.due(Instant::now()) {
         Due::Nothing => None,
         Due::Ping => {
-            let sent = socket.send(Message::Ping(Default::default())).await;
-            sent.is_err().then_some(Ending::Client)
+            let ping = Bounded::new(write_limit, socket.send(Message::Ping(Default::default())));
+            ping.await.err().map(Ending::after)
         }
         Due::Silent => {
             let reason = "silent for too long: announce again";

@@ -18,6 +18,7 @@ pub mod read_ahead;
 pub mod registry;
 pub mod relay;
 pub mod server;
+pub mod stall;
 pub mod tls;
 
 pub use config::Config;

@@ -365,11 +365,44 @@ async fn http_endpoints_and_graceful_shutdown() {
     );
 }
 
-#[tokio::test]
-async fn offers_to_a_peer_that_stopped_reading_are_dropped_with_a_warning() {
+type RawSocket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+/// A receiver in `swarm` with a tiny socket receive buffer that reads its announce reply, then
+/// nothing: the tracker's writes to it soon stall.
+async fn stuck_receiver(addr: std::net::SocketAddr, swarm: &str) -> RawSocket {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
 
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    let (mut stuck, _) = tokio_tungstenite::client_async(format!("ws://{addr}/"), stream)
+        .await
+        .unwrap();
+    let announce = support::announce(swarm, &id(b'R', 1), 0).to_string();
+    stuck.send(Message::text(announce)).await.unwrap();
+    assert!(matches!(stuck.next().await, Some(Ok(Message::Text(_)))));
+    stuck
+}
+
+/// Announces 30 KB offers into `swarm` until the tracker warns that one could not be delivered;
+/// returns the round and the warning.
+async fn offer_until_warned(offerer: &mut Client, swarm: &str) -> (u8, Value) {
+    for round in 0..200u8 {
+        let mut message = support::announce(swarm, &id(b'O', 1), 1);
+        message["offers"][0]["offer"]["sdp"] = json!("a".repeat(30_000));
+        message["offers"][0]["offer_id"] = json!(id(0xF1, round));
+        offerer.send(&message).await;
+        let reply = offerer.recv_action_reply().await;
+        if let Some(warning) = reply.get("warning message") {
+            return (round, warning.clone());
+        }
+    }
+    panic!("a full queue shows up as a warning");
+}
+
+#[tokio::test]
+async fn offers_to_a_peer_that_stopped_reading_are_dropped_with_a_warning() {
     let tracker = start(|c| {
         c.outgoing_queue = 1;
         c.max_messages_per_second = 1000;
@@ -377,31 +410,9 @@ async fn offers_to_a_peer_that_stopped_reading_are_dropped_with_a_warning() {
     .await;
     let addr = tracker.local_addr();
     let swarm = id(b'S', 9);
-    // A receiver with a tiny socket receive buffer that reads its announce reply, then nothing.
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let stream = socket.connect(addr).await.unwrap();
-    let (mut stuck, _) = tokio_tungstenite::client_async(format!("ws://{addr}/"), stream)
-        .await
-        .unwrap();
-    let announce = support::announce(&swarm, &id(b'R', 1), 0).to_string();
-    stuck.send(Message::text(announce)).await.unwrap();
-    assert!(matches!(stuck.next().await, Some(Ok(Message::Text(_)))));
-
+    let stuck = stuck_receiver(addr, &swarm).await;
     let mut offerer = Client::connect(addr).await;
-    let mut warned = None;
-    for round in 0..200u8 {
-        let mut message = support::announce(&swarm, &id(b'O', 1), 1);
-        message["offers"][0]["offer"]["sdp"] = json!("a".repeat(30_000));
-        message["offers"][0]["offer_id"] = json!(id(0xF1, round));
-        offerer.send(&message).await;
-        let reply = offerer.recv_action_reply().await;
-        if let Some(warning) = reply.get("warning message") {
-            warned = Some((round, warning.clone()));
-            break;
-        }
-    }
-    let (round, warning) = warned.expect("a full queue shows up as a warning");
+    let (round, warning) = offer_until_warned(&mut offerer, &swarm).await;
     assert_eq!(
         warning,
         "some offers could not be delivered: peers are busy"
@@ -413,6 +424,36 @@ async fn offers_to_a_peer_that_stopped_reading_are_dropped_with_a_warning() {
         offerer.announce(&swarm, &id(b'O', 1), 0).await["incomplete"],
         2
     );
+    drop(stuck);
+    tracker.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_connection_whose_writes_stall_is_closed_as_unresponsive() {
+    let tracker = start(|c| {
+        c.outgoing_queue = 1;
+        c.max_messages_per_second = 1000;
+        c.ping_interval = 1;
+    })
+    .await;
+    let addr = tracker.local_addr();
+    let swarm = id(b'S', 12);
+    // Its connection task blocks on a write that never completes, as towards a client whose
+    // network vanished once the unacknowledged data fills the socket buffer.
+    let stuck = stuck_receiver(addr, &swarm).await;
+    let mut offerer = Client::connect(addr).await;
+    offer_until_warned(&mut offerer, &swarm).await;
+    // The offerer keeps talking (so it answers its own pings) until the stalled peer is gone.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while incomplete(&mut offerer, &swarm).await != 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stalled connection is still in the swarm"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let unresponsive = "tracker_connections_closed_total{reason=\"unresponsive\"}";
+    assert_eq!(metric(addr, unresponsive).await, 1.0);
     drop(stuck);
     tracker.shutdown().await;
 }
