@@ -126,7 +126,7 @@ pub struct Config {
     #[arg(long, env = "TRACKER_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
     pub max_connections_per_ip: u32,
 
-    /// Messages per second one connection may send on average (bursts of twice as many).
+    /// Messages per second one connection may send on average (bursts of ten seconds' worth).
     #[arg(long, env = "TRACKER_MAX_MESSAGES_PER_SECOND", default_value_t = 50)]
     pub max_messages_per_second: u32,
 

@@ -82,6 +82,12 @@ impl Refusal {
     }
 }
 
+/// Seconds' worth of messages a connection may send at once. A tracker that falls behind reads a
+/// backlog of each connection's messages at once, and honest clients must not be refused (and
+/// struck, and closed) for its lag: two seconds' worth, as before, closed hundreds of honest
+/// load-generator connections at the overload peak, where offers wait about three seconds.
+const RATE_BURST_SECONDS: u32 = 10;
+
 /// How long the connection holding a contested `peer_id` has to show it is still there.
 const OWNER_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -353,7 +359,7 @@ impl Session {
         Self {
             id: shared.next_connection_id(),
             locality: Arc::new(shared.geo.locate(client)),
-            limiter: RateLimiter::new(rate, rate.saturating_mul(2)),
+            limiter: RateLimiter::new(rate, rate.saturating_mul(RATE_BURST_SECONDS)),
             strikes: Strikes::new(config.max_strikes, Duration::from_secs(60)),
             memberships: Vec::new(),
             pending: VecDeque::new(),
@@ -397,11 +403,7 @@ impl Session {
         if !self.limiter.allow(Instant::now()) {
             return self.refuse(Refusal::RateLimited, protocol::sniff(text).1, None);
         }
-        let limits = ParseLimits {
-            max_offers: self.shared.config.max_offers_per_announce,
-            max_list: self.shared.config.max_scrape_hashes,
-        };
-        match protocol::parse(text, limits) {
+        match protocol::parse(text, self.parse_limits()) {
             Ok(Request::Announce(announce)) => self.on_announce(announce, text),
             Ok(Request::Answer(answer)) => self.on_answer(answer),
             Ok(Request::Scrape(hashes)) => self.on_scrape(&hashes),
@@ -411,6 +413,13 @@ impl Session {
                 let (action, info_hash) = protocol::sniff(text);
                 self.refuse(Refusal::Protocol(error), info_hash, action)
             }
+        }
+    }
+
+    fn parse_limits(&self) -> ParseLimits {
+        ParseLimits {
+            max_offers: self.shared.config.max_offers_per_announce,
+            max_list: self.shared.config.max_scrape_hashes,
         }
     }
 
@@ -452,11 +461,7 @@ impl Session {
 
     /// Replays an announce set aside by a [`Contest`] the owner lost.
     fn replay(&mut self, text: &str) -> Vec<String> {
-        let limits = ParseLimits {
-            max_offers: self.shared.config.max_offers_per_announce,
-            max_list: self.shared.config.max_scrape_hashes,
-        };
-        match protocol::parse(text, limits) {
+        match protocol::parse(text, self.parse_limits()) {
             Ok(Request::Announce(announce)) => self.join(announce, None),
             _ => Vec::new(),
         }
