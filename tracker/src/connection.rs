@@ -683,7 +683,10 @@ impl Session {
         match tracked {
             Tracked::Offer(mut offer) => {
                 let now = Instant::now();
-                self.pending.retain(|p| p.expires > now);
+                // Every offer gets the same timeout, so the expired ones are at the front.
+                while self.pending.front().is_some_and(|p| p.expires <= now) {
+                    self.pending.pop_front();
+                }
                 if self.pending.len() >= self.shared.config.max_pending_offers.max(1) {
                     self.pending.pop_front();
                 }
