@@ -10,6 +10,9 @@
 #   (the ramp also gives the most relayed messages/s of a step whose p99 stayed under 5 ms)
 #   4. idle memory: server VmRSS per idle connection (slope between IDLE_CONNECTIONS/4 and
 #      IDLE_CONNECTIONS; the per-process fd limit here is 20000, so 50,000 cannot be reached).
+# And, RUNS times with no server at all, the loopback floor: the CPU the kernel takes per message
+# across a loopback TCP connection (CONNECTIONS pairs), which with the transfers a relayed message
+# takes (from the ramp) gives the most relayed messages/s any server could reach on this machine.
 # Prints every run and the medians, and the ratio ours / reference.
 #
 # Usage: tracker/loadgen/bench.sh  (RUNS=3 IDLE_CONNECTIONS=19000 CONNECTIONS=5000 COMMON_RATE=250)
@@ -80,6 +83,12 @@ export KEPT_UP_STEPS='(r) => r.windows.filter((w) => w.offer_latency_p99_ms < 10
 # Prints field $2 (a JS expression on `r`) of the JSON report in file $1.
 field() { node -e "const r = JSON.parse(require('fs').readFileSync('$1', 'utf8')); console.log($2)"; }
 
+for run in $(seq "$RUNS"); do
+    echo "== loopback floor run $run" >&2
+    "$LOADGEN" --mode loopback-floor --connections "$CONNECTIONS" --source-addresses 100 \
+        --duration 5 --warmup 1 --json > "$RESULTS/floor-$run.json"
+done
+
 for server in $SERVERS; do
     for run in $(seq "$RUNS"); do
         echo "== $server run $run: throughput ramp" >&2
@@ -116,6 +125,18 @@ const [dir, ...servers] = process.argv.slice(2)
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2 }
 const load = (server, kind) => fs.readdirSync(dir).filter((f) => f.startsWith(`${server}-${kind}-`)).sort().map((f) => JSON.parse(fs.readFileSync(`${dir}/${f}`, 'utf8')))
 const keptUpSteps = eval(process.env.KEPT_UP_STEPS)
+const show = (figures) => {
+  for (const [name, values] of Object.entries(figures)) {
+    console.log(`  ${name.padEnd(34)} median ${median(values).toFixed(2).padStart(12)}   runs ${values.map((v) => v.toFixed(2)).join(', ')}`)
+  }
+}
+const floor = fs.readdirSync(dir).filter((f) => f.startsWith('floor-')).sort().map((f) => JSON.parse(fs.readFileSync(`${dir}/${f}`, 'utf8')))
+const floorFigures = {
+  'floor µs of CPU per transfer': floor.map((r) => r.cpu_us_per_transfer),
+  'floor transfers/s on all cores': floor.map((r) => r.transfers_per_sec_on_all_cores),
+}
+console.log(`\nloopback floor (${floor[0].connections} connection pairs, ${floor[0].message_bytes}-byte messages):`)
+show(floorFigures)
 const figures = {}
 for (const server of servers) {
   const ramp = load(server, 'ramp'), half = load(server, 'half'), idle = load(server, 'idle')
@@ -125,6 +146,8 @@ for (const server of servers) {
     'peak announces/s (sent)': ramp.map((r) => r.peak.announces_per_sec),
     'peak relayed offers/s': ramp.map((r) => r.peak.offers_relayed_per_sec),
     'peak relayed answers/s': ramp.map((r) => r.peak.answers_relayed_per_sec),
+    'transfers per relayed message': ramp.map((r) => r.windows[0].transfers_per_relayed_message),
+    'ceiling relayed msgs/s (floor)': ramp.map((r) => median(floorFigures['floor transfers/s on all cores']) / r.windows[0].transfers_per_relayed_message),
     'peak server CPU cores': ramp.map((r) => r.peak.server_cpu_cores),
     'peak loadgen CPU cores': ramp.map((r) => r.peak.loadgen_cpu_cores),
     'peak relayed msgs per server CPU s': ramp.map((r) => r.peak.relayed_messages_per_server_cpu_second),
@@ -152,9 +175,7 @@ for (const server of servers) {
   }
   figures[server] = f
   console.log(`\n${server}:`)
-  for (const [name, values] of Object.entries(f)) {
-    console.log(`  ${name.padEnd(34)} median ${median(values).toFixed(2).padStart(12)}   runs ${values.map((v) => v.toFixed(2)).join(', ')}`)
-  }
+  show(f)
 }
 if (figures.ours && figures.reference) {
   console.log('\nratio ours / reference (medians):')

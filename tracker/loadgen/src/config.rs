@@ -17,7 +17,11 @@ until relayed messages/s stop growing, and reports every step and the peak; with
 that announce rate for --duration seconds instead (use half the peak for the latency target).\n  \
   idle-memory  opens --connections idle connections in --idle-steps steps, each announcing once, \
 and reads the tracker's resident memory (VmRSS of --tracker-pid) after each step; prints KiB per \
-connection (the slope between the first and last step).\n\n\
+connection (the slope between the first and last step).\n  \
+  loopback-floor  no tracker: --connections pairs of loopback TCP sockets play ping-pong with \
+--message-size-byte messages between two threads that only read and write (epoll), one message \
+in flight each, for --duration seconds; prints the CPU per transfer, the kernel's floor under \
+any tracker on this machine.\n\n\
 Each viewer is one WebSocket from one of --source-addresses loopback addresses (127.0.1.1, ...), \
 in one swarm drawn with Zipf popularity, announcing offers with ~1.3 KB SDPs and answering every \
 offer relayed to it. The run stops by itself; --json prints the result as JSON on stdout."
@@ -116,6 +120,10 @@ pub struct Config {
     #[arg(long, env = "LOADGEN_SDP_POOL", default_value_t = 512)]
     pub sdp_pool: usize,
 
+    /// Bytes per message in loopback-floor mode (a relayed offer or answer is about 1.4 KB).
+    #[arg(long, env = "LOADGEN_MESSAGE_SIZE", default_value_t = 1400)]
+    pub message_size: usize,
+
     /// Print the result as JSON on stdout (the human summary goes to stderr).
     #[arg(long, env = "LOADGEN_JSON")]
     pub json: bool,
@@ -128,6 +136,8 @@ pub enum Mode {
     Throughput,
     /// Tracker resident memory per idle connection.
     IdleMemory,
+    /// The kernel's CPU per message across loopback TCP, with no tracker.
+    LoopbackFloor,
 }
 
 impl Config {

@@ -149,6 +149,10 @@ pub struct Window {
     pub answers_relayed_per_sec: f64,
     /// Relayed messages (offers + answers) delivered per second: the headline figure.
     pub relayed_messages_per_sec: f64,
+    /// Messages that crossed a socket (announces, the tracker's replies, relayed offers, answers
+    /// sent and relayed) per relayed message: with the loopback floor's CPU per transfer, the
+    /// least CPU a relayed message can cost on this machine.
+    pub transfers_per_relayed_message: f64,
     /// Announce-to-offer latency, median, in milliseconds.
     pub offer_latency_p50_ms: f64,
     /// Announce-to-offer latency, 99th percentile, in milliseconds.
@@ -180,6 +184,9 @@ impl Window {
         let rate = |pick: fn(&Snapshot) -> u64| (pick(end) - pick(start)) as f64 / seconds;
         let offers = rate(|s| s.offers_received);
         let answers = rate(|s| s.answers_received);
+        let transfers = rate(|s| {
+            s.announces + s.other_messages + s.offers_received + s.answers_sent + s.answers_received
+        });
         let ms = |histogram: &Histogram<u64>, quantile: f64| {
             if histogram.is_empty() {
                 0.0
@@ -196,6 +203,11 @@ impl Window {
             offers_relayed_per_sec: offers,
             answers_relayed_per_sec: answers,
             relayed_messages_per_sec: offers + answers,
+            transfers_per_relayed_message: if offers + answers > 0.0 {
+                transfers / (offers + answers)
+            } else {
+                0.0
+            },
             offer_latency_p50_ms: ms(&end.offer_latency, 0.5),
             offer_latency_p99_ms: ms(&end.offer_latency, 0.99),
             answer_latency_p99_ms: ms(&end.answer_latency, 0.99),

@@ -1,6 +1,6 @@
 //! Runs the load generator for about two seconds against our tracker (in-process) and against the
 //! `bittorrent-tracker` npm server (a real Node process), and checks that offers and answers flowed
-//! through each, so the benchmark tool keeps working.
+//! through each, so the benchmark tool keeps working; and runs its loopback floor briefly.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -37,6 +37,10 @@ fn assert_signaling_flowed(report: &Value) {
     assert_eq!(count("connect_errors") + count("disconnects"), 0);
     let window = &report["windows"][0];
     assert!(window["relayed_messages_per_sec"].as_f64().unwrap() > 0.0);
+    // Each answer crosses twice (to the tracker, to the offerer), each offer once, and every
+    // announce and its reply come on top.
+    let transfers = window["transfers_per_relayed_message"].as_f64().unwrap();
+    assert!(transfers > 1.5, "{transfers} transfers per relayed message");
     assert!(window["offer_latency_p99_ms"].as_f64().unwrap() > 0.0);
 }
 
@@ -75,4 +79,24 @@ async fn offers_and_answers_flow_through_the_reference_server() {
     let report = run_loadgen(&address).await;
     server.kill().await.unwrap();
     assert_signaling_flowed(&report);
+}
+
+#[tokio::test]
+async fn the_loopback_floor_moves_messages_and_reports_their_cost() {
+    let output = Command::new(env!("CARGO_BIN_EXE_tracker-loadgen"))
+        .args(["--mode", "loopback-floor", "--connections", "20"])
+        .args(["--source-addresses", "4", "--message-size", "1400"])
+        .args(["--warmup", "0.2", "--duration", "1", "--json"])
+        .output()
+        .await
+        .expect("the load generator runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "loopback floor failed: {stderr}");
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let figure = |key: &str| report[key].as_f64().unwrap();
+    assert_eq!(report["connections"], 20, "{report:#}");
+    assert!(figure("transfers_per_sec") > 1000.0, "{report:#}");
+    assert!(figure("cpu_us_per_transfer") > 0.0, "{report:#}");
+    let all_cores = figure("machine_cores") * 1e6 / figure("cpu_us_per_transfer");
+    assert!((figure("transfers_per_sec_on_all_cores") - all_cores).abs() < 1.0);
 }
