@@ -93,8 +93,8 @@ for server in $SERVERS; do
     for run in $(seq "$RUNS"); do
         echo "== $server run $run: throughput ramp" >&2
         start_server "$server"
-        "$LOADGEN" "${LOAD[@]}" --tracker-pid "$SERVER_PID" --ramp-start 2000 --ramp-factor 1.2 \
-            --step-seconds 3 --json \
+        "$LOADGEN" "${LOAD[@]}" --tracker-pid "$SERVER_PID" --ramp-start 500 --ramp-factor 1.2 \
+            --max-steps 24 --step-seconds 3 --json \
             > "$RESULTS/$server-ramp-$run.json"
         stop_server
         # The peak rate the server sustained: announces whose offers it relayed. At the peak
