@@ -175,14 +175,31 @@ fn ping_pong(
         for event in &events {
             let Token(index) = event.token();
             let stream = &mut streams[index];
-            let read = drain(stream, &mut buffer, &mut partial[index], size)?;
-            for _ in 0..read {
-                send(stream, &message)?;
-            }
-            transfers.fetch_add(read, Ordering::Relaxed);
+            let answered = answer(stream, &mut buffer, &mut partial[index], &message);
+            match answered {
+                Ok(read) => transfers.fetch_add(read, Ordering::Relaxed),
+                // The other end closes its sockets once the run is over: no error then.
+                Err(_) if stop.load(Ordering::Relaxed) => return Ok(()),
+                Err(error) => return Err(error),
+            };
         }
     }
     Ok(())
+}
+
+/// Reads what `stream` holds and writes one `message` back per whole message read; returns how
+/// many were read.
+fn answer(
+    stream: &mut TcpStream,
+    buffer: &mut [u8],
+    partial: &mut usize,
+    message: &[u8],
+) -> anyhow::Result<u64> {
+    let read = drain(stream, buffer, partial, message.len())?;
+    for _ in 0..read {
+        send(stream, message)?;
+    }
+    Ok(read)
 }
 
 /// Reads `stream` until it is empty; returns how many whole messages completed. `partial` holds

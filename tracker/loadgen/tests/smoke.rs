@@ -9,12 +9,11 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
-/// Runs `tracker-loadgen` at a low fixed rate against `tracker` and returns its JSON report.
-async fn run_loadgen(tracker: &str) -> Value {
+/// Runs `tracker-loadgen` with `args` (separated by spaces) and `--json`; returns its JSON report.
+async fn loadgen_report(args: &str) -> Value {
     let output = Command::new(env!("CARGO_BIN_EXE_tracker-loadgen"))
-        .args(["--tracker", tracker, "--rate", "60", "--duration", "2"])
-        .args(["--warmup", "0.5", "--connections", "40", "--swarms", "4"])
-        .args(["--source-addresses", "8", "--sdp-pool", "16", "--json"])
+        .args(args.split_whitespace())
+        .arg("--json")
         .output()
         .await
         .expect("the load generator runs");
@@ -22,6 +21,15 @@ async fn run_loadgen(tracker: &str) -> Value {
     assert!(output.status.success(), "load generator failed: {stderr}");
     serde_json::from_slice(&output.stdout)
         .unwrap_or_else(|error| panic!("not JSON ({error}): {stderr}"))
+}
+
+/// Runs `tracker-loadgen` at a low fixed rate against `tracker` and returns its JSON report.
+async fn run_loadgen(tracker: &str) -> Value {
+    let load = "--rate 60 --duration 2 --warmup 0.5 --connections 40 --swarms 4";
+    loadgen_report(&format!(
+        "--tracker {tracker} {load} --source-addresses 8 --sdp-pool 16"
+    ))
+    .await
 }
 
 /// Asserts that announces, offers and answers all flowed and nothing failed.
@@ -83,16 +91,11 @@ async fn offers_and_answers_flow_through_the_reference_server() {
 
 #[tokio::test]
 async fn the_loopback_floor_moves_messages_and_reports_their_cost() {
-    let output = Command::new(env!("CARGO_BIN_EXE_tracker-loadgen"))
-        .args(["--mode", "loopback-floor", "--connections", "20"])
-        .args(["--source-addresses", "4", "--message-size", "1400"])
-        .args(["--warmup", "0.2", "--duration", "1", "--json"])
-        .output()
-        .await
-        .expect("the load generator runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "loopback floor failed: {stderr}");
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let report = loadgen_report(
+        "--mode loopback-floor --connections 20 --source-addresses 4 --message-size 1400 \
+         --warmup 0.2 --duration 1",
+    )
+    .await;
     let figure = |key: &str| report[key].as_f64().unwrap();
     assert_eq!(report["connections"], 20, "{report:#}");
     assert!(figure("transfers_per_sec") > 1000.0, "{report:#}");
