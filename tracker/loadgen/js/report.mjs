@@ -48,7 +48,7 @@ function summary (dir, servers) {
     console.log(`\nloopback floor (${floor[0].connections} connection pairs, ${floor[0].message_bytes}-byte messages):`)
     show(floorFigures)
   }
-  const floorRate = floor.length ? median(floorFigures['floor transfers/s on all cores']) : NaN
+  const floorRate = median(floorFigures['floor transfers/s on all cores'])
   const figures = {}
   for (const server of servers) {
     const runs = (kind) => load(`${server}-${kind}-`)
@@ -69,7 +69,7 @@ function summary (dir, servers) {
       'kept-up step server µs per msg': ramp.map((r) => busiestKeptUp(r).server_cpu_cores / busiestKeptUp(r).relayed_messages_per_sec * 1e6),
       'kept-up step loadgen µs per msg': ramp.map((r) => busiestKeptUp(r).loadgen_cpu_cores / busiestKeptUp(r).relayed_messages_per_sec * 1e6),
       'transfers per relayed message': ramp.map((r) => busiestKeptUp(r).transfers_per_relayed_message),
-      'ceiling relayed msgs/s (floor)': ramp.map((r) => floorRate / busiestKeptUp(r).transfers_per_relayed_message),
+      ...(floor.length && { 'ceiling relayed msgs/s (floor)': ramp.map((r) => floorRate / busiestKeptUp(r).transfers_per_relayed_message) }),
       'half-kept-up announces/s': first(halfKept, (w) => w.announces_per_sec),
       'half-kept-up relayed msgs/s': first(halfKept, (w) => w.relayed_messages_per_sec),
       'half-kept-up offer latency p50 ms': first(halfKept, (w) => w.offer_latency_p50_ms),

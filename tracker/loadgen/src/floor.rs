@@ -61,11 +61,12 @@ pub fn run(config: &Config) -> anyhow::Result<FloorReport> {
     let stop = AtomicBool::new(false);
     let transfers = AtomicU64::new(0);
     let machine_cores = thread::available_parallelism().map_or(1, |n| n.get());
+    let message = vec![b'x'; size];
     thread::scope(|scope| {
         let ends = [(clients, true), (servers, false)].map(|(streams, starts)| {
-            let (stop, transfers) = (&stop, &transfers);
+            let (stop, transfers, message) = (&stop, &transfers, &message);
             scope.spawn(move || {
-                let outcome = ping_pong(streams, starts, size, stop, transfers);
+                let outcome = ping_pong(streams, starts, message, stop, transfers);
                 stop.store(true, Ordering::Relaxed);
                 outcome
             })
@@ -147,12 +148,12 @@ fn connect_from(source: IpAddr, target: SocketAddr) -> anyhow::Result<std::net::
     Ok(socket.into())
 }
 
-/// One end of every pair: sends the first message on each connection if `starts`, then answers
-/// every message it reads with one message, until `stop`. Counts messages read in `transfers`.
+/// One end of every pair: sends the first `message` on each connection if `starts`, then answers
+/// every message it reads with one, until `stop`. Counts messages read in `transfers`.
 fn ping_pong(
     mut streams: Vec<TcpStream>,
     starts: bool,
-    size: usize,
+    message: &[u8],
     stop: &AtomicBool,
     transfers: &AtomicU64,
 ) -> anyhow::Result<()> {
@@ -161,10 +162,9 @@ fn ping_pong(
         poll.registry()
             .register(stream, Token(index), Interest::READABLE)?;
     }
-    let message = vec![b'x'; size];
     if starts {
         for stream in &mut streams {
-            send(stream, &message)?;
+            send(stream, message)?;
         }
     }
     let mut partial = vec![0usize; streams.len()];
@@ -175,7 +175,7 @@ fn ping_pong(
         for event in &events {
             let Token(index) = event.token();
             let stream = &mut streams[index];
-            let answered = answer(stream, &mut buffer, &mut partial[index], &message);
+            let answered = answer(stream, &mut buffer, &mut partial[index], message);
             match answered {
                 Ok(read) => transfers.fetch_add(read, Ordering::Relaxed),
                 // The other end closes its sockets once the run is over: no error then.

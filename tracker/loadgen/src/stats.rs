@@ -149,8 +149,8 @@ pub struct Window {
     pub answers_relayed_per_sec: f64,
     /// Relayed messages (offers + answers) delivered per second: the headline figure.
     pub relayed_messages_per_sec: f64,
-    /// Messages that crossed a socket (announces, the tracker's replies, relayed offers, answers
-    /// sent and relayed) per relayed message: with the loopback floor's CPU per transfer, the
+    /// Messages that crossed a socket (announces, the tracker's replies and refusals, relayed
+    /// offers, answers sent and relayed) per relayed message: with the loopback floor's CPU per transfer, the
     /// least CPU a relayed message can cost on this machine.
     pub transfers_per_relayed_message: f64,
     /// Announce-to-offer latency, median, in milliseconds.
@@ -185,7 +185,12 @@ impl Window {
         let offers = rate(|s| s.offers_received);
         let answers = rate(|s| s.answers_received);
         let transfers = rate(|s| {
-            s.announces + s.other_messages + s.offers_received + s.answers_sent + s.answers_received
+            s.announces
+                + s.other_messages
+                + s.failures
+                + s.offers_received
+                + s.answers_sent
+                + s.answers_received
         });
         let ms = |histogram: &Histogram<u64>, quantile: f64| {
             if histogram.is_empty() {
