@@ -168,6 +168,26 @@ pub struct Config {
     #[arg(long, env = "TRACKER_HASH_TTL", default_value_t = 600)]
     pub hash_ttl: u64,
 
+    /// Redis that several replicas share swarms through (`redis://` or `rediss://`; several
+    /// comma-separated URLs are the nodes of a Redis Cluster). Without it the tracker keeps
+    /// everything in this process. See SCALING.md.
+    #[arg(
+        long,
+        env = "TRACKER_REDIS_URL",
+        value_delimiter = ',',
+        value_name = "URL"
+    )]
+    pub redis_url: Vec<String>,
+
+    /// File holding the Redis password (instead of one in the URL), e.g. a mounted secret.
+    #[arg(long, env = "TRACKER_REDIS_PASSWORD_FILE", value_name = "PATH")]
+    pub redis_password_file: Option<PathBuf>,
+
+    /// Milliseconds a Redis command may take before it counts as failed and the replica serves
+    /// its own peers alone until Redis answers again.
+    #[arg(long, env = "TRACKER_REDIS_TIMEOUT", default_value_t = 500)]
+    pub redis_timeout: u64,
+
     /// Seconds to wait for connections to close after SIGTERM.
     #[arg(long, env = "TRACKER_SHUTDOWN_TIMEOUT", default_value_t = 10)]
     pub shutdown_timeout: u64,

@@ -14,6 +14,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
 
+use crate::cluster::{BusMessage, Entry, Joined};
 use crate::geo::Locality;
 use crate::id::Id20;
 use crate::limits::{ConnectionSlot, RateLimiter, Strikes};
@@ -23,9 +24,9 @@ use crate::protocol::{
     self, Announce, AnnounceReply, Answer, Event, Failure, HashQuery, HashReport, ParseLimits,
     Request, ScrapeFile,
 };
-use crate::registry::{Owner, PeerRecord, RegistryError, Target};
-use crate::relay::{Delivery, OfferDelivery, Route, Tracked};
-use crate::server::Shared;
+use crate::registry::{Destination, Owner, PeerRecord, RegistryError, SwarmCounts, Target};
+use crate::relay::{Delivery, OfferDelivery, ReplyTo, Route, Tracked};
+use crate::shared::Shared;
 use crate::stall::{Bounded, WriteError, write_limit};
 
 /// An offer relayed to this client, awaiting its answer.
@@ -162,7 +163,11 @@ pub async fn run<S>(
                     liveness.on_frame(Instant::now(), frame.is_text() || frame.is_binary());
                     session.answer_probes();
                 }
-                let Some(mut replies) = session.on_frame(incoming) else { break Ending::Client };
+                // Boxed: handling a message may wait for Redis, and that state must not enlarge
+                // every idle connection's task.
+                let Some(mut replies) = Box::pin(session.on_frame(incoming)).await else {
+                    break Ending::Client;
+                };
                 if let Some(contest) = session.contest.take() {
                     // Boxed: rare, and it would otherwise enlarge every connection's task.
                     replies = Box::pin(settle(&mut session, contest, replies)).await;
@@ -193,7 +198,7 @@ pub async fn run<S>(
             }
         }
     };
-    session.leave_all();
+    Box::pin(session.leave_all()).await;
     tracing::debug!(
         connection = session.id,
         reason = ending.label(),
@@ -310,19 +315,25 @@ async fn settle(
         replies.extend(session.refuse(Refusal::PeerIdTaken, info_hash, Some("announce")));
         return replies;
     }
-    let registry = &session.shared.registry;
-    registry.leave(
+    let shared = Arc::clone(&session.shared);
+    shared.registry.leave(
         &contest.info_hash,
         &contest.peer_id,
         contest.owner.connection,
     );
+    if let Some(cluster) = &shared.cluster {
+        let owner = contest.owner.connection;
+        cluster
+            .leave(&contest.info_hash, &contest.peer_id, owner)
+            .await;
+    }
     session.shared.metrics.peer_id_takeovers.inc();
     tracing::debug!(
         connection = session.id,
         from = contest.owner.connection,
         "peer_id taken over from an unresponsive connection"
     );
-    replies.extend(session.replay(&contest.text));
+    replies.extend(session.replay(&contest.text).await);
     replies
 }
 
@@ -372,14 +383,14 @@ impl Session {
     }
 
     /// Handles one item from the socket; `None` ends the session.
-    fn on_frame(
+    async fn on_frame(
         &mut self,
         incoming: Option<Result<Message, tungstenite::Error>>,
     ) -> Option<Vec<String>> {
         match incoming? {
-            Ok(Message::Text(text)) => Some(self.on_text(text.as_str())),
+            Ok(Message::Text(text)) => Some(self.on_text(text.as_str()).await),
             Ok(Message::Binary(bytes)) => match std::str::from_utf8(&bytes) {
-                Ok(text) => Some(self.on_text(text)),
+                Ok(text) => Some(self.on_text(text).await),
                 Err(_) => Some(self.refuse(Refusal::NotText, None, None)),
             },
             Ok(Message::Close(_)) => None,
@@ -396,7 +407,7 @@ impl Session {
         }
     }
 
-    fn on_text(&mut self, text: &str) -> Vec<String> {
+    async fn on_text(&mut self, text: &str) -> Vec<String> {
         if text.len() > self.shared.config.max_message_size {
             return self.refuse(Refusal::TooLarge, None, None);
         }
@@ -404,11 +415,11 @@ impl Session {
             return self.refuse(Refusal::RateLimited, protocol::sniff(text).1, None);
         }
         match protocol::parse(text, self.parse_limits()) {
-            Ok(Request::Announce(announce)) => self.on_announce(announce, text),
-            Ok(Request::Answer(answer)) => self.on_answer(answer),
-            Ok(Request::Scrape(hashes)) => self.on_scrape(&hashes),
-            Ok(Request::HashReport(report)) => self.on_hash_report(report),
-            Ok(Request::HashQuery(query)) => self.on_hash_query(&query),
+            Ok(Request::Announce(announce)) => self.on_announce(announce, text).await,
+            Ok(Request::Answer(answer)) => self.on_answer(answer).await,
+            Ok(Request::Scrape(hashes)) => self.on_scrape(&hashes).await,
+            Ok(Request::HashReport(report)) => self.on_hash_report(report).await,
+            Ok(Request::HashQuery(query)) => self.on_hash_query(&query).await,
             Err(error) => {
                 let (action, info_hash) = protocol::sniff(text);
                 self.refuse(Refusal::Protocol(error), info_hash, action)
@@ -446,23 +457,23 @@ impl Session {
         })]
     }
 
-    fn on_announce(&mut self, announce: Announce<'_>, text: &str) -> Vec<String> {
+    async fn on_announce(&mut self, announce: Announce<'_>, text: &str) -> Vec<String> {
         self.shared.metrics.announces.inc();
         let info_hash = announce.info_hash;
         if announce.event == Event::Stopped {
-            return vec![self.leave(info_hash, announce.peer_id)];
+            return vec![self.leave(info_hash, announce.peer_id).await];
         }
         let joined = self.memberships.contains(&(info_hash, announce.peer_id));
         if !joined && self.memberships.len() >= self.shared.config.max_swarms_per_connection {
             return self.refuse(Refusal::TooManySwarms, Some(info_hash), Some("announce"));
         }
-        self.join(announce, Some(text))
+        self.join(announce, Some(text)).await
     }
 
     /// Replays an announce set aside by a [`Contest`] the owner lost.
-    fn replay(&mut self, text: &str) -> Vec<String> {
+    async fn replay(&mut self, text: &str) -> Vec<String> {
         match protocol::parse(text, self.parse_limits()) {
-            Ok(Request::Announce(announce)) => self.join(announce, None),
+            Ok(Request::Announce(announce)) => self.join(announce, None).await,
             _ => Vec::new(),
         }
     }
@@ -470,44 +481,76 @@ impl Session {
     /// Enters (or refreshes) the swarm and relays the offers. A `peer_id` that another
     /// connection holds is contested when the announce's `text` is given and pings are on (the
     /// owner is probed with one), and refused otherwise.
-    fn join(&mut self, announce: Announce<'_>, text: Option<&str>) -> Vec<String> {
+    async fn join(&mut self, announce: Announce<'_>, text: Option<&str>) -> Vec<String> {
         let info_hash = announce.info_hash;
         let membership = (info_hash, announce.peer_id);
         let joined = self.memberships.contains(&membership);
+        let complete = announce.event == Event::Completed || announce.left == Some(0.0);
+        let shared = Arc::clone(&self.shared);
+        let cluster_view = match &shared.cluster {
+            Some(cluster) if !self.held_by_another_connection(&announce) => {
+                let entry = Entry::new(&self.locality, &announce.ext, complete);
+                cluster
+                    .announce(&info_hash, &announce.peer_id, self.id, &entry)
+                    .await
+            }
+            _ => None,
+        };
+        let (counts, remote) = match cluster_view {
+            Some(Joined::Taken) => {
+                return self.refuse(Refusal::PeerIdTaken, Some(info_hash), Some("announce"));
+            }
+            Some(Joined::Swarm(view)) => (Some(view.counts), view.peers),
+            None => (None, Vec::new()),
+        };
         let record = PeerRecord {
             peer_id: announce.peer_id,
             connection: self.id,
             route: self.route.clone(),
             locality: Arc::clone(&self.locality),
             ext: announce.ext,
-            complete: announce.event == Event::Completed || announce.left == Some(0.0),
+            complete,
         };
         let want = announce
             .numwant
             .map_or(usize::MAX, |n| n as usize)
             .min(announce.offers.len());
-        let outcome = match self.shared.registry.announce(info_hash, record, want) {
+        let outcome = match shared.registry.announce(info_hash, record, want, &remote) {
             Ok(outcome) => outcome,
-            Err(RegistryError::PeerIdTaken) => return self.on_peer_id_taken(announce, text),
+            Err(RegistryError::PeerIdTaken) => {
+                return Box::pin(self.on_peer_id_taken(announce, text)).await;
+            }
         };
         if !joined {
             self.memberships.push(membership);
         }
-        let dropped = self.relay_offers(&announce, outcome.targets);
+        let dropped = self.relay_offers(&announce, outcome.targets).await;
+        let counts = counts.unwrap_or(outcome.counts);
         let reply = AnnounceReply {
             action: "announce",
             info_hash,
             interval: self.shared.config.announce_interval,
-            complete: outcome.counts.complete,
-            incomplete: outcome.counts.incomplete,
+            complete: counts.complete,
+            incomplete: counts.incomplete,
             warning: dropped.then_some("some offers could not be delivered: peers are busy"),
         };
         vec![protocol::to_json(&reply)]
     }
 
-    /// Sends each offer of `announce` to its target; returns whether any had to be dropped.
-    fn relay_offers(&self, announce: &Announce<'_>, targets: Vec<Target>) -> bool {
+    /// Whether another open connection of this replica holds the announce's peer id (then the
+    /// contest decides, before anything is written to Redis).
+    fn held_by_another_connection(&self, announce: &Announce<'_>) -> bool {
+        self.shared
+            .registry
+            .owner(&announce.info_hash, &announce.peer_id)
+            .is_some_and(|owner| owner.connection != self.id && !owner.route.is_closed())
+    }
+
+    /// Sends each offer of `announce` to its target (on this replica, or through Redis to the
+    /// replica that holds it); returns whether any had to be dropped.
+    async fn relay_offers(&self, announce: &Announce<'_>, targets: Vec<Target>) -> bool {
         let mut dropped = false;
+        let mut remote = Vec::new();
         for (offer, target) in announce.offers.iter().zip(targets) {
             let json = protocol::relayed_offer(
                 announce.info_hash,
@@ -515,17 +558,51 @@ impl Session {
                 offer.offer,
                 offer.offer_id,
             );
+            let route = match target.destination {
+                Destination::Local(route) => route,
+                Destination::Remote { replica } => {
+                    let Some(cluster) = &self.shared.cluster else {
+                        continue;
+                    };
+                    let message = BusMessage::Offer {
+                        info_hash: announce.info_hash,
+                        from: announce.peer_id,
+                        from_replica: cluster.replica(),
+                        from_connection: self.id,
+                        to: target.peer_id,
+                        offer_id: offer.offer_id,
+                        json,
+                    };
+                    remote.push((replica, message, target.tier));
+                    continue;
+                }
+            };
             let delivery = Delivery::Tracked(Box::new(Tracked::Offer(OfferDelivery {
                 json,
                 info_hash: announce.info_hash,
                 from: announce.peer_id,
                 offer_id: offer.offer_id,
-                reply_to: self.route.clone(),
+                reply_to: ReplyTo::Local(self.route.clone()),
             })));
-            if target.route.try_send(delivery).is_ok() {
+            if route.try_send(delivery).is_ok() {
                 self.shared.metrics.offer_relayed(target.tier);
             } else {
                 self.shared.metrics.deliveries_dropped.inc();
+                dropped = true;
+            }
+        }
+        if let (Some(cluster), false) = (&self.shared.cluster, remote.is_empty()) {
+            let tiers: Vec<_> = remote.iter().map(|(_, _, tier)| *tier).collect();
+            let messages: Vec<_> = remote.into_iter().map(|(r, m, _)| (r, m)).collect();
+            if cluster.publish(&messages).await {
+                tiers
+                    .into_iter()
+                    .for_each(|tier| self.shared.metrics.offer_relayed(tier));
+            } else {
+                self.shared
+                    .metrics
+                    .deliveries_dropped
+                    .inc_by(tiers.len() as u64);
                 dropped = true;
             }
         }
@@ -533,7 +610,11 @@ impl Session {
     }
 
     /// Sets the announce aside as a [`Contest`] if it may be contested (see [`Session::join`]).
-    fn on_peer_id_taken(&mut self, announce: Announce<'_>, text: Option<&str>) -> Vec<String> {
+    async fn on_peer_id_taken(
+        &mut self,
+        announce: Announce<'_>,
+        text: Option<&str>,
+    ) -> Vec<String> {
         let info_hash = announce.info_hash;
         let Some(text) = text.filter(|_| self.shared.config.ping_interval().is_some()) else {
             return self.refuse(Refusal::PeerIdTaken, Some(info_hash), Some("announce"));
@@ -549,7 +630,7 @@ impl Session {
                 Vec::new()
             }
             // The owner left in the meantime.
-            None => self.join(announce, None),
+            None => self.join(announce, None).await,
         }
     }
 
@@ -560,9 +641,9 @@ impl Session {
         }
     }
 
-    fn leave(&mut self, info_hash: Id20, peer_id: Id20) -> String {
+    async fn leave(&mut self, info_hash: Id20, peer_id: Id20) -> String {
         self.memberships.retain(|m| *m != (info_hash, peer_id));
-        let counts = self.shared.registry.leave(&info_hash, &peer_id, self.id);
+        let counts = self.leave_swarm(info_hash, peer_id).await;
         protocol::to_json(&AnnounceReply {
             action: "announce",
             info_hash,
@@ -573,7 +654,7 @@ impl Session {
         })
     }
 
-    fn on_answer(&mut self, answer: Answer<'_>) -> Vec<String> {
+    async fn on_answer(&mut self, answer: Answer<'_>) -> Vec<String> {
         let now = Instant::now();
         let matches = |p: &PendingOffer| {
             p.offer.offer_id == answer.offer_id
@@ -601,22 +682,48 @@ impl Session {
             answer.answer,
             answer.offer_id,
         );
-        match offer
-            .reply_to
-            .try_send(Delivery::Answer(json.into_boxed_str()))
-        {
-            Ok(()) => self.shared.metrics.answers_relayed.inc(),
-            Err(_) => self.shared.metrics.deliveries_dropped.inc(),
+        let delivered = match offer.reply_to {
+            ReplyTo::Local(route) => route
+                .try_send(Delivery::Answer(json.into_boxed_str()))
+                .is_ok(),
+            ReplyTo::Remote {
+                replica,
+                connection,
+            } => {
+                let message = BusMessage::Answer {
+                    info_hash: answer.info_hash,
+                    to: answer.to_peer_id,
+                    to_connection: connection,
+                    json,
+                };
+                match &self.shared.cluster {
+                    Some(cluster) => cluster.publish(&[(replica, message)]).await,
+                    None => false,
+                }
+            }
+        };
+        if delivered {
+            self.shared.metrics.answers_relayed.inc();
+        } else {
+            self.shared.metrics.deliveries_dropped.inc();
         }
         Vec::new()
     }
 
-    fn on_scrape(&mut self, hashes: &[Id20]) -> Vec<String> {
+    async fn on_scrape(&mut self, hashes: &[Id20]) -> Vec<String> {
         self.shared.metrics.scrapes.inc();
+        let shared_counts = match &self.shared.cluster {
+            Some(cluster) => cluster.counts(hashes).await,
+            None => None,
+        };
         let files = hashes
             .iter()
-            .map(|hash| {
-                let counts = self.shared.registry.counts(hash);
+            .enumerate()
+            .map(|(index, hash)| {
+                let counts = shared_counts
+                    .as_ref()
+                    .and_then(|counts| counts.get(index).copied())
+                    .unwrap_or_else(|| self.shared.registry.counts(hash));
                 let file = ScrapeFile {
                     complete: counts.complete,
                     incomplete: counts.incomplete,
@@ -628,7 +735,7 @@ impl Session {
         vec![protocol::scrape_reply(files)]
     }
 
-    fn on_hash_report(&mut self, report: HashReport) -> Vec<String> {
+    async fn on_hash_report(&mut self, report: HashReport) -> Vec<String> {
         let is_member = self
             .memberships
             .contains(&(report.info_hash, report.peer_id))
@@ -644,10 +751,21 @@ impl Session {
             );
         }
         let group = Group::of(&self.locality);
-        let outcome =
-            self.shared
+        let shared = Arc::clone(&self.shared);
+        let agreed = match &shared.cluster {
+            Some(cluster) => {
+                let (info_hash, segment) = (&report.info_hash, &report.segment);
+                cluster
+                    .report_hash(info_hash, segment, &report.sha256, group)
+                    .await
+            }
+            None => None,
+        };
+        let outcome = agreed.unwrap_or_else(|| {
+            shared
                 .hashes
-                .report(report.info_hash, &report.segment, report.sha256, group);
+                .report(report.info_hash, &report.segment, report.sha256, group)
+        });
         self.shared
             .metrics
             .hash_reports
@@ -656,11 +774,16 @@ impl Session {
         Vec::new()
     }
 
-    fn on_hash_query(&mut self, query: &HashQuery) -> Vec<String> {
-        let accepted = self
-            .shared
-            .hashes
-            .accepted(&query.info_hash, &query.segments);
+    async fn on_hash_query(&mut self, query: &HashQuery) -> Vec<String> {
+        let agreed = match &self.shared.cluster {
+            Some(cluster) => cluster.accepted(&query.info_hash, &query.segments).await,
+            None => None,
+        };
+        let accepted = agreed.unwrap_or_else(|| {
+            self.shared
+                .hashes
+                .accepted(&query.info_hash, &query.segments)
+        });
         let hashes: serde_json::Map<String, serde_json::Value> = accepted
             .into_iter()
             .map(|(name, hash)| (name, protocol::sha256_hex(&hash).into()))
@@ -704,9 +827,22 @@ impl Session {
         }
     }
 
-    fn leave_all(&mut self) {
-        for (info_hash, peer_id) in self.memberships.drain(..) {
-            self.shared.registry.leave(&info_hash, &peer_id, self.id);
+    async fn leave_all(&mut self) {
+        for (info_hash, peer_id) in std::mem::take(&mut self.memberships) {
+            self.leave_swarm(info_hash, peer_id).await;
+        }
+    }
+
+    /// Leaves one swarm here and in Redis; the swarm's counts after (over all replicas while
+    /// Redis answers).
+    async fn leave_swarm(&self, info_hash: Id20, peer_id: Id20) -> SwarmCounts {
+        let counts = self.shared.registry.leave(&info_hash, &peer_id, self.id);
+        match &self.shared.cluster {
+            Some(cluster) => cluster
+                .leave(&info_hash, &peer_id, self.id)
+                .await
+                .unwrap_or(counts),
+            None => counts,
         }
     }
 }

@@ -21,10 +21,21 @@ pub struct HashConfig {
     pub ttl: Duration,
 }
 
+impl HashConfig {
+    /// The rules `config` sets.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Self {
+            quorum: config.hash_quorum.max(1),
+            max_segments: config.hash_max_segments.max(1),
+            ttl: Duration::from_secs(config.hash_ttl),
+        }
+    }
+}
+
 /// Networks whose reports are counted per segment; reports from further networks are ignored.
 /// Each network votes once, so junk hashes from one network cannot crowd out the true one: a
 /// hash stays blockable only by more than `MAX_REPORTERS - quorum` colluding networks.
-const MAX_REPORTERS: usize = 32;
+pub const MAX_REPORTERS: usize = 32;
 
 /// What a report did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

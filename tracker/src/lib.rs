@@ -2,6 +2,7 @@
 #![warn(missing_docs)]
 
 pub mod client_ip;
+pub mod cluster;
 pub mod config;
 mod connection;
 pub mod fd_limit;
@@ -17,7 +18,9 @@ pub mod protocol;
 pub mod read_ahead;
 pub mod registry;
 pub mod relay;
+mod remote;
 pub mod server;
+mod shared;
 pub mod stall;
 pub mod tls;
 

@@ -1,7 +1,12 @@
 //! Prometheus metrics of the tracker, served at `/metrics`.
 
 use crate::matching::Tier;
-use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
 
 /// Every metric the tracker exports.
 pub struct Metrics {
@@ -36,6 +41,18 @@ pub struct Metrics {
     pub peer_id_takeovers: IntCounter,
     /// Connections ended, by why.
     pub connections_closed: IntCounterVec,
+    /// 1 while Redis answers (or no Redis is configured), 0 while this replica serves alone.
+    pub redis_up: IntGauge,
+    /// Redis round trips, by operation, and how long they took.
+    pub redis_round_trip_seconds: HistogramVec,
+    /// Redis round trips that failed or timed out.
+    pub redis_errors: IntCounter,
+    /// Membership entries written to Redis.
+    pub redis_entries_written: IntCounter,
+    /// Membership entries removed from Redis because they expired or their replica died.
+    pub redis_entries_expired: IntCounter,
+    /// Offers and answers received from other replicas and delivered to a peer of this one.
+    pub relayed_across_replicas: IntCounterVec,
     /// `offers_relayed` resolved per tier, in `Tier::ALL` order (no label lookup per offer).
     offers_by_tier: Vec<IntCounter>,
 }
@@ -59,6 +76,18 @@ fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let metric =
         IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("unique metric name");
+    metric
+}
+
+fn histogram_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
+    let buckets = vec![
+        0.000_25, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    ];
+    let opts = HistogramOpts::new(name, help).buckets(buckets);
+    let metric = HistogramVec::new(opts, labels).expect("valid metric definition");
     registry
         .register(Box::new(metric.clone()))
         .expect("unique metric name");
@@ -128,6 +157,34 @@ impl Metrics {
                 "Connections ended, by reason",
                 &["reason"],
             ),
+            redis_up: gauge(
+                &r,
+                "redis_up",
+                "1 while Redis answers or none is configured, 0 while serving alone",
+            ),
+            redis_round_trip_seconds: histogram_vec(
+                &r,
+                "redis_round_trip_seconds",
+                "Redis round trips by operation, and their latency",
+                &["op"],
+            ),
+            redis_errors: counter(&r, "redis_errors_total", "Redis round trips that failed"),
+            redis_entries_written: counter(
+                &r,
+                "redis_entries_written_total",
+                "Membership entries written to Redis",
+            ),
+            redis_entries_expired: counter(
+                &r,
+                "redis_entries_expired_total",
+                "Membership entries removed from Redis as expired or of a dead replica",
+            ),
+            relayed_across_replicas: counter_vec(
+                &r,
+                "relayed_across_replicas_total",
+                "Offers and answers from other replicas delivered to a peer of this one",
+                &["kind"],
+            ),
             registry: r,
         }
     }
@@ -137,6 +194,13 @@ impl Metrics {
         if let Some(counter) = self.offers_by_tier.get(tier as usize) {
             counter.inc();
         }
+    }
+
+    /// Records one Redis round trip of operation `op`.
+    pub fn redis_round_trip(&self, op: &str, took: Duration) {
+        self.redis_round_trip_seconds
+            .with_label_values(&[op])
+            .observe(took.as_secs_f64());
     }
 
     /// The Prometheus text exposition of every metric.

@@ -11,9 +11,10 @@ use dashmap::DashMap;
 use indexmap::{IndexMap, IndexSet};
 use rand::Rng;
 
+use crate::cluster::{RemotePeer, ReplicaId};
 use crate::geo::Locality;
 use crate::id::Id20;
-use crate::matching::{self, Group, Load, Tier};
+use crate::matching::{self, Group, Load, RankKey, Tier};
 use crate::protocol::PeerExtension;
 use crate::relay::Route;
 
@@ -37,15 +38,44 @@ pub struct PeerRecord {
     pub complete: bool,
 }
 
+/// Where a chosen peer's connection is.
+#[derive(Debug)]
+pub enum Destination {
+    /// On this replica.
+    Local(Route),
+    /// On another replica.
+    Remote {
+        /// The replica.
+        replica: ReplicaId,
+    },
+}
+
 /// A peer chosen to receive an offer.
 #[derive(Debug)]
 pub struct Target {
     /// Its id.
     pub peer_id: Id20,
     /// How to reach it.
-    pub route: Route,
+    pub destination: Destination,
     /// How close it is to the offering peer.
     pub tier: Tier,
+}
+
+/// A peer of this replica, as written to Redis.
+#[derive(Debug, Clone)]
+pub struct LocalMember {
+    /// Its swarm.
+    pub info_hash: Id20,
+    /// Its id.
+    pub peer_id: Id20,
+    /// Its connection.
+    pub connection: ConnectionId,
+    /// Where it is.
+    pub locality: Locality,
+    /// Its extension fields.
+    pub ext: PeerExtension,
+    /// Whether it is a seeder.
+    pub complete: bool,
 }
 
 /// The connection through which a peer is in a swarm.
@@ -95,12 +125,14 @@ pub struct RegistryTotals {
 /// Swarm membership and peer selection.
 pub trait SwarmRegistry: Send + Sync {
     /// Adds or refreshes `peer` in `info_hash`, then picks up to `want` other peers to receive
-    /// its offers, closest first.
+    /// its offers, closest first, among this registry's peers and `remote` (peers of the swarm
+    /// held by other replicas).
     fn announce(
         &self,
         info_hash: Id20,
         peer: PeerRecord,
         want: usize,
+        remote: &[RemotePeer],
     ) -> Result<AnnounceOutcome, RegistryError>;
     /// Removes the peer if it belongs to `connection`.
     fn leave(&self, info_hash: &Id20, peer_id: &Id20, connection: ConnectionId) -> SwarmCounts;
@@ -115,6 +147,8 @@ pub trait SwarmRegistry: Send + Sync {
     fn expire(&self, idle: Duration) -> usize;
     /// Totals over all swarms.
     fn totals(&self) -> RegistryTotals;
+    /// Every peer of every swarm.
+    fn members(&self) -> Vec<LocalMember>;
 }
 
 /// Matching parameters of the in-memory registry.
@@ -223,6 +257,7 @@ impl Swarm {
         &mut self,
         from_id: &Id20,
         want: usize,
+        remote: &[RemotePeer],
         config: &MatchingConfig,
         rng: &mut impl Rng,
     ) -> Vec<Target> {
@@ -231,7 +266,7 @@ impl Swarm {
         };
         // Only eligible candidates are ranked; whether their connection is still open is checked
         // for the winners alone (a closed one is about to leave the swarm anyway).
-        let mut ranked: Vec<_> = self
+        let mut ranked: Vec<(RankKey, Pick)> = self
             .candidates(from, config.max_candidates, rng)
             .into_iter()
             .filter_map(|index| {
@@ -244,17 +279,23 @@ impl Swarm {
                     capacity: member.ext.capacity,
                     position: member.ext.position,
                 };
-                let key = matching::rank(
-                    &from.locality,
-                    from.ext.position,
-                    &member.locality,
-                    load,
-                    config.nearby_km,
-                    rng.random(),
-                );
-                Some((key, index))
+                let key = rank_for(from, &member.locality, load, config, rng);
+                Some((key, Pick::Local(index)))
             })
             .collect();
+        ranked.extend(remote.iter().enumerate().filter_map(|(index, peer)| {
+            let eligible = from.ext.upload || peer.entry.up;
+            if peer.peer_id == *from_id || !eligible || self.peers.contains_key(&peer.peer_id) {
+                return None;
+            }
+            let load = Load {
+                recent_offers: 0,
+                capacity: peer.entry.cap,
+                position: peer.entry.pos,
+            };
+            let key = rank_for(from, &peer.entry.locality(), load, config, rng);
+            Some((key, Pick::Remote(index)))
+        }));
         let mut chosen = Vec::with_capacity(want.min(ranked.len()));
         let mut start = 0;
         // Partial selection: bring the best `need` to the front, sort only those, keep the open
@@ -269,10 +310,12 @@ impl Swarm {
             chosen.extend(
                 rest[..take]
                     .iter()
-                    .filter(|(_, index)| {
-                        self.peers
+                    .filter(|(_, pick)| match pick {
+                        Pick::Local(index) => self
+                            .peers
                             .get_index(*index)
-                            .is_some_and(|(_, member)| !member.route.is_closed())
+                            .is_some_and(|(_, member)| !member.route.is_closed()),
+                        Pick::Remote(_) => true,
                     })
                     .copied(),
             );
@@ -280,17 +323,54 @@ impl Swarm {
         }
         chosen
             .into_iter()
-            .filter_map(|(key, index)| {
-                let (id, member) = self.peers.get_index_mut(index)?;
-                member.recent_offers = member.recent_offers.saturating_add(1);
-                Some(Target {
-                    peer_id: *id,
-                    route: member.route.clone(),
-                    tier: key.0,
-                })
+            .filter_map(|(key, pick)| match pick {
+                Pick::Local(index) => {
+                    let (id, member) = self.peers.get_index_mut(index)?;
+                    member.recent_offers = member.recent_offers.saturating_add(1);
+                    Some(Target {
+                        peer_id: *id,
+                        destination: Destination::Local(member.route.clone()),
+                        tier: key.0,
+                    })
+                }
+                Pick::Remote(index) => {
+                    let peer = remote.get(index)?;
+                    Some(Target {
+                        peer_id: peer.peer_id,
+                        destination: Destination::Remote {
+                            replica: peer.replica,
+                        },
+                        tier: key.0,
+                    })
+                }
             })
             .collect()
     }
+}
+
+/// A ranked candidate: an index into the swarm's peers, or into the remote peers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Pick {
+    Local(usize),
+    Remote(usize),
+}
+
+/// How good a match `to` is for `from`.
+fn rank_for(
+    from: &Member,
+    to: &Locality,
+    load: Load,
+    config: &MatchingConfig,
+    rng: &mut impl Rng,
+) -> RankKey {
+    matching::rank(
+        &from.locality,
+        from.ext.position,
+        to,
+        load,
+        config.nearby_km,
+        rng.random(),
+    )
 }
 
 /// Up to `count` consecutive positions (wrapping) from a random start in `0..len`.
@@ -325,6 +405,7 @@ impl SwarmRegistry for MemoryRegistry {
         info_hash: Id20,
         peer: PeerRecord,
         want: usize,
+        remote: &[RemotePeer],
     ) -> Result<AnnounceOutcome, RegistryError> {
         let peer_id = peer.peer_id;
         let mut swarm = self.swarms.entry(info_hash).or_default();
@@ -332,7 +413,7 @@ impl SwarmRegistry for MemoryRegistry {
         let targets = if want == 0 {
             Vec::new()
         } else {
-            swarm.select(&peer_id, want, &self.config, &mut rand::rng())
+            swarm.select(&peer_id, want, remote, &self.config, &mut rand::rng())
         };
         Ok(AnnounceOutcome {
             counts: swarm.counts(),
@@ -409,6 +490,21 @@ impl SwarmRegistry for MemoryRegistry {
         }
         totals
     }
+
+    fn members(&self) -> Vec<LocalMember> {
+        let mut members = Vec::new();
+        for swarm in self.swarms.iter() {
+            members.extend(swarm.peers.iter().map(|(peer_id, member)| LocalMember {
+                info_hash: *swarm.key(),
+                peer_id: *peer_id,
+                connection: member.connection,
+                locality: member.locality.clone(),
+                ext: member.ext,
+                complete: member.complete,
+            }));
+        }
+        members
+    }
 }
 
 #[cfg(test)]
@@ -453,10 +549,10 @@ mod tests {
         for n in 1..=20 {
             let (record, rx) = peer(n, &format!("10.{n}.0.1"), Some(u32::from(n % 2)), true);
             keep.push(rx);
-            registry.announce(swarm, record, 0).unwrap();
+            registry.announce(swarm, record, 0, &[]).unwrap();
         }
         let (me, _rx) = peer(1, "10.1.0.1", Some(1), true);
-        let outcome = registry.announce(swarm, me, 5).unwrap();
+        let outcome = registry.announce(swarm, me, 5, &[]).unwrap();
         assert_eq!(outcome.targets.len(), 5);
         for target in &outcome.targets {
             assert_ne!(target.peer_id, Id20([1; 20]));
@@ -471,19 +567,19 @@ mod tests {
         let mut open = Vec::new();
         for n in 2..=9 {
             let (record, rx) = peer(n, &format!("10.{n}.0.1"), Some(u32::from(n)), true);
-            registry.announce(swarm, record, 0).unwrap();
+            registry.announce(swarm, record, 0, &[]).unwrap();
             // Even peers close their connection without leaving yet.
             if n % 2 == 1 {
                 open.push(rx);
             }
         }
         let (me, _rx) = peer(1, "10.1.0.1", Some(1), true);
-        let outcome = registry.announce(swarm, me, 3).unwrap();
+        let outcome = registry.announce(swarm, me, 3, &[]).unwrap();
         let mut ids: Vec<u8> = outcome.targets.iter().map(|t| t.peer_id.0[0]).collect();
         ids.sort_unstable();
         assert_eq!(ids.len(), 3);
         assert!(ids.iter().all(|n| n % 2 == 1), "{ids:?}");
-        let all = registry.announce(swarm, peer(1, "10.1.0.1", Some(1), true).0, 8);
+        let all = registry.announce(swarm, peer(1, "10.1.0.1", Some(1), true).0, 8, &[]);
         assert_eq!(all.unwrap().targets.len(), 4);
     }
 
@@ -494,9 +590,9 @@ mod tests {
         let (a, _ra) = peer(1, "10.0.0.1", None, false);
         let (b, _rb) = peer(2, "10.0.0.2", None, false);
         let (c, _rc) = peer(3, "10.0.0.3", None, true);
-        registry.announce(swarm, a, 0).unwrap();
-        registry.announce(swarm, c, 0).unwrap();
-        let outcome = registry.announce(swarm, b, 5).unwrap();
+        registry.announce(swarm, a, 0, &[]).unwrap();
+        registry.announce(swarm, c, 0, &[]).unwrap();
+        let outcome = registry.announce(swarm, b, 5, &[]).unwrap();
         let ids: Vec<_> = outcome.targets.iter().map(|t| t.peer_id).collect();
         assert_eq!(ids, vec![Id20([3; 20])]);
     }
@@ -508,9 +604,9 @@ mod tests {
         let (a, _ra) = peer(1, "10.0.0.1", None, true);
         let (mut intruder, _ri) = peer(2, "10.0.0.2", None, true);
         intruder.peer_id = a.peer_id;
-        registry.announce(swarm, a, 0).unwrap();
+        registry.announce(swarm, a, 0, &[]).unwrap();
         assert_eq!(
-            registry.announce(swarm, intruder, 0).unwrap_err(),
+            registry.announce(swarm, intruder, 0, &[]).unwrap_err(),
             RegistryError::PeerIdTaken
         );
         registry.leave(&swarm, &Id20([1; 20]), 1);

@@ -39,8 +39,22 @@ pub struct OfferDelivery {
     pub from: Id20,
     /// The offer's id.
     pub offer_id: Id20,
-    /// The offering peer's connection.
-    pub reply_to: Route,
+    /// Where the answer goes.
+    pub reply_to: ReplyTo,
+}
+
+/// The connection an answer goes back to.
+#[derive(Debug)]
+pub enum ReplyTo {
+    /// The offering peer's connection on this replica.
+    Local(Route),
+    /// The offering peer's connection on another replica.
+    Remote {
+        /// The replica.
+        replica: crate::cluster::ReplicaId,
+        /// Its connection there.
+        connection: u64,
+    },
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::client_ip;
+use crate::cluster::{self, Cluster};
 use crate::config::Config;
 use crate::connection;
 use crate::fd_limit;
@@ -27,34 +28,8 @@ use crate::limits::{Admission, Refused};
 use crate::metrics::Metrics;
 use crate::read_ahead::ReadAhead;
 use crate::registry::{MatchingConfig, MemoryRegistry, SwarmRegistry};
-
-/// State shared by every connection of one tracker.
-pub struct Shared {
-    /// The settings.
-    pub config: Config,
-    /// Swarm membership.
-    pub registry: Arc<dyn SwarmRegistry>,
-    /// Optional GeoIP databases.
-    pub geo: GeoIp,
-    /// Metrics.
-    pub metrics: Arc<Metrics>,
-    /// The segment-hash extension's book.
-    pub hashes: HashBook,
-    /// Cancelled when the tracker shuts down.
-    pub shutdown: CancellationToken,
-    admission: Arc<Admission>,
-    tasks: TaskTracker,
-    next_connection: AtomicU64,
-    websocket: WebSocketConfig,
-    tls: Option<TlsAcceptor>,
-}
-
-impl Shared {
-    /// A fresh connection id.
-    pub fn next_connection_id(&self) -> u64 {
-        self.next_connection.fetch_add(1, Ordering::Relaxed)
-    }
-}
+use crate::remote;
+use crate::shared::Shared;
 
 /// A running tracker.
 pub struct Tracker {
@@ -112,12 +87,16 @@ impl Tracker {
             config.max_connections_per_ip,
         ));
         metrics.connection_capacity.set(i64::from(max_connections));
+        metrics.redis_up.set(1);
+        let cluster = match config.redis_url.is_empty() {
+            true => None,
+            false => Some(Arc::new(
+                Cluster::connect(&config, Arc::clone(&metrics)).await?,
+            )),
+        };
         let shared = Arc::new(Shared {
-            hashes: HashBook::new(HashConfig {
-                quorum: config.hash_quorum.max(1),
-                max_segments: config.hash_max_segments.max(1),
-                ttl: Duration::from_secs(config.hash_ttl),
-            }),
+            cluster,
+            hashes: HashBook::new(HashConfig::from_config(&config)),
             registry,
             geo,
             metrics,
@@ -131,12 +110,16 @@ impl Tracker {
         });
         let local_addr = listener.local_addr()?;
         shared.tasks.spawn(housekeeping(Arc::clone(&shared)));
+        if let Some(cluster) = &shared.cluster {
+            join_cluster(&shared, cluster).await;
+        }
         let accept = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
         tracing::info!(
             %local_addr,
             tls = shared.tls.is_some(),
             geoip = shared.geo.is_enabled(),
             max_connections = shared.admission.capacity(),
+            replica = shared.cluster.as_ref().map(|cluster| cluster.replica()),
             "tracker listening"
         );
         Ok(Self {
@@ -174,6 +157,9 @@ impl Tracker {
             .is_err()
         {
             tracing::warn!("connections still open after the shutdown timeout; closing anyway");
+        }
+        if let Some(cluster) = &self.shared.cluster {
+            cluster.retire().await;
         }
     }
 }
@@ -393,5 +379,51 @@ async fn housekeeping(shared: Arc<Shared>) {
             }
             _ = reload.tick() => shared.geo.reload_changed(),
         }
+    }
+}
+
+/// Starts this replica's part in the cluster: the first heartbeat (so others see it before its
+/// first peer), the subscriber that receives relays, and the heartbeat loop.
+async fn join_cluster(shared: &Arc<Shared>, cluster: &Arc<Cluster>) {
+    beat(shared, cluster).await;
+    let (inbox, deliveries) = tokio::sync::mpsc::channel(remote::INBOX);
+    let subscriber = Arc::clone(cluster);
+    let shutdown = shared.shutdown.clone();
+    shared
+        .tasks
+        .spawn(async move { subscriber.subscribe(inbox, shutdown).await });
+    shared
+        .tasks
+        .spawn(remote::deliver_all(Arc::clone(shared), deliveries));
+    shared
+        .tasks
+        .spawn(heartbeats(Arc::clone(shared), Arc::clone(cluster)));
+}
+
+/// Beats every [`cluster::HEARTBEAT_INTERVAL`] until shutdown.
+async fn heartbeats(shared: Arc<Shared>, cluster: Arc<Cluster>) {
+    let mut tick = tokio::time::interval(cluster::HEARTBEAT_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            _ = tick.tick() => beat(&shared, &cluster).await,
+        }
+    }
+}
+
+/// One heartbeat: writes this replica's peers back if Redis just returned, and removes the
+/// entries of replicas that died.
+async fn beat(shared: &Shared, cluster: &Cluster) {
+    let heartbeat = cluster.heartbeat().await;
+    if heartbeat.recovered && cluster.register(shared.registry.members()).await {
+        cluster.mark_up();
+    }
+    for replica in heartbeat.dead {
+        let removed = cluster.forget(replica).await;
+        tracing::info!(
+            replica,
+            removed,
+            "removed the peers of a replica that stopped beating"
+        );
     }
 }

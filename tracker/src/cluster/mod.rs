@@ -1,0 +1,562 @@
+//! Several replicas as one tracker, through Redis (`--redis-url`; the design is in SCALING.md).
+//!
+//! Each replica keeps its own peers in its in-memory registry, as a lone tracker does, and also
+//! writes them to Redis: every announce writes the peer's entry and reads the swarm (members of
+//! every replica) in one script, so matching ranks the peers of all replicas; an offer or answer
+//! for a peer held elsewhere is published to that replica's channel. A replica that loses Redis
+//! serves its own peers alone and writes them all back once Redis answers again.
+
+mod bus;
+mod members;
+mod store;
+mod votes;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use redis::Value;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+pub use bus::BusMessage;
+pub use members::{Entry, RemotePeer};
+
+use crate::config::Config;
+use crate::hashes::{HashConfig, MAX_REPORTERS, ReportOutcome};
+use crate::id::Id20;
+use crate::matching::Group;
+use crate::metrics::Metrics;
+use crate::registry::{LocalMember, SwarmCounts};
+use members::{ANNOUNCE, ANNOUNCE_LUA, LEAVE, LEAVE_LUA, owner_tag, replica_tag, swarm_key};
+use store::Store;
+
+/// Identifies a replica: random, drawn at start.
+pub type ReplicaId = u64;
+
+/// How often a replica writes its heartbeat and reads which replicas are alive.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A replica whose heartbeat is older than this is dead: its peers leave the others' view at
+/// their next heartbeat, so within `DEAD_AFTER + HEARTBEAT_INTERVAL` of its last one.
+pub const DEAD_AFTER: Duration = Duration::from_secs(5);
+
+/// The sorted set of replicas scored by their last heartbeat (Unix ms).
+const REPLICAS_KEY: &str = "p2pvd:replicas";
+
+/// The set of `info_hash ‖ peer_id` (40 raw bytes) a replica wrote, so that its entries can be
+/// removed at once when it stops or dies.
+fn members_key(replica: ReplicaId) -> String {
+    format!("p2pvd:replica:{replica}:members")
+}
+
+/// A swarm as Redis sees it after an announce.
+#[derive(Debug)]
+pub struct SwarmView {
+    /// Seeders and leechers over all replicas.
+    pub counts: SwarmCounts,
+    /// Peers of other live replicas (all of them in a small swarm, a sample in a large one).
+    pub peers: Vec<RemotePeer>,
+}
+
+/// What writing an announce to Redis gave.
+#[derive(Debug)]
+pub enum Joined {
+    /// The entry is written.
+    Swarm(SwarmView),
+    /// Another live replica holds this peer id.
+    Taken,
+}
+
+/// What the announce script did.
+enum Written {
+    Swarm(SwarmView),
+    /// Held by another replica's connection.
+    Taken(ReplicaId),
+}
+
+/// What a heartbeat found.
+#[derive(Debug, Default)]
+pub struct Heartbeat {
+    /// Redis answers again after failing: this replica's peers must be written back.
+    pub recovered: bool,
+    /// Replicas whose heartbeat stopped: their entries are to be removed.
+    pub dead: Vec<ReplicaId>,
+}
+
+/// Matching and agreement limits the cluster applies.
+#[derive(Debug, Clone, Copy)]
+pub struct ClusterSettings {
+    /// An entry expires this long after its peer's last announce (`--peer-timeout`).
+    pub member_ttl: Duration,
+    /// Entries read per announce in a large swarm (`--match-candidates`).
+    pub candidates: usize,
+    /// Hash agreement rules.
+    pub hashes: HashConfig,
+}
+
+/// This replica's view of the cluster.
+pub struct Cluster {
+    replica: ReplicaId,
+    store: Store,
+    live: RwLock<Arc<HashSet<ReplicaId>>>,
+    up: AtomicBool,
+    settings: ClusterSettings,
+    metrics: Arc<Metrics>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Cluster {
+    /// Connects to the Redis of `config.redis_url`.
+    pub async fn connect(config: &Config, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
+        let scripts = vec![ANNOUNCE_LUA, LEAVE_LUA, votes::REPORT_LUA];
+        let store = Store::connect(
+            &config.redis_url,
+            config.redis_password_file.as_deref(),
+            Duration::from_millis(config.redis_timeout.max(1)),
+            Arc::clone(&metrics),
+            scripts,
+        )
+        .await?;
+        let replica = rand::random::<u64>() >> 12;
+        Ok(Self {
+            replica,
+            store,
+            live: RwLock::new(Arc::new(HashSet::from([replica]))),
+            up: AtomicBool::new(true),
+            settings: ClusterSettings {
+                member_ttl: Duration::from_secs(config.peer_timeout.max(1)),
+                candidates: config.match_candidates.max(1),
+                hashes: HashConfig::from_config(config),
+            },
+            metrics,
+        })
+    }
+
+    /// This replica's id.
+    pub fn replica(&self) -> ReplicaId {
+        self.replica
+    }
+
+    /// Whether Redis answered the last request.
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+
+    /// Receives the messages other replicas publish to this one until `shutdown`.
+    pub async fn subscribe(&self, inbox: mpsc::Sender<BusMessage>, shutdown: CancellationToken) {
+        let client = self.store.subscriber().clone();
+        bus::subscribe(client, bus::channel(self.replica), inbox, shutdown).await;
+    }
+
+    /// Runs `pipeline` unless Redis is known to be down; a failure marks it down until the next
+    /// heartbeat gets through.
+    async fn query<T: redis::FromRedisValue>(
+        &self,
+        op: &'static str,
+        pipeline: &redis::Pipeline,
+    ) -> Option<T> {
+        if !self.is_up() {
+            return None;
+        }
+        match self.store.query(op, pipeline).await {
+            Ok(value) => Some(value),
+            Err(error) => {
+                self.mark_down(&error);
+                None
+            }
+        }
+    }
+
+    fn mark_down(&self, error: &store::StoreError) {
+        if self.up.swap(false, Ordering::Relaxed) {
+            tracing::warn!(%error, "Redis lost: serving this replica's peers alone");
+            self.metrics.redis_up.set(0);
+        }
+    }
+
+    /// Writes a peer's entry and reads its swarm. `None` when Redis is down.
+    pub async fn announce(
+        &self,
+        info_hash: &Id20,
+        peer_id: &Id20,
+        connection: u64,
+        entry: &Entry,
+    ) -> Option<Joined> {
+        match self
+            .write_entry(info_hash, peer_id, connection, entry, false)
+            .await?
+        {
+            Written::Swarm(view) => Some(Joined::Swarm(view)),
+            // A peer id held on a replica that died is free: take it.
+            Written::Taken(holder) if !self.live_replicas().contains(&holder) => {
+                match self
+                    .write_entry(info_hash, peer_id, connection, entry, true)
+                    .await?
+                {
+                    Written::Swarm(view) => Some(Joined::Swarm(view)),
+                    Written::Taken(_) => Some(Joined::Taken),
+                }
+            }
+            Written::Taken(_) => Some(Joined::Taken),
+        }
+    }
+
+    async fn write_entry(
+        &self,
+        info_hash: &Id20,
+        peer_id: &Id20,
+        connection: u64,
+        entry: &Entry,
+        force: bool,
+    ) -> Option<Written> {
+        let now = now_ms();
+        let ttl = self.settings.member_ttl.as_millis() as u64;
+        let value = format!(
+            "{}{}",
+            owner_tag(self.replica, connection),
+            serde_json::to_string(entry).ok()?
+        );
+        let mut pipeline = redis::pipe();
+        pipeline
+            .cmd("EVALSHA")
+            .arg(ANNOUNCE.get_hash())
+            .arg(3)
+            .arg(swarm_key(info_hash, "peers"))
+            .arg(swarm_key(info_hash, "expiry"))
+            .arg(swarm_key(info_hash, "seeds"))
+            .arg(now)
+            .arg(now + ttl)
+            .arg(&peer_id.0[..])
+            .arg(value)
+            .arg(if entry.seed { "1" } else { "0" })
+            .arg(self.settings.candidates)
+            .arg(ttl)
+            .arg(replica_tag(self.replica))
+            .arg(if force { "1" } else { "0" });
+        pipeline
+            .cmd("SADD")
+            .arg(members_key(self.replica))
+            .arg(member_bytes(info_hash, peer_id))
+            .ignore();
+        let (reply,): (Vec<Value>,) = self.query("announce", &pipeline).await?;
+        self.read_announce(reply)
+    }
+
+    fn read_announce(&self, reply: Vec<Value>) -> Option<Written> {
+        let mut items = reply.into_iter();
+        if text(&items.next()?)? == "taken" {
+            let holder = items.next()?;
+            let replica = text(&holder)?.split('.').next()?.parse().ok()?;
+            return Some(Written::Taken(replica));
+        }
+        self.metrics.redis_entries_written.inc();
+        let pruned = integer(&items.next()?)?;
+        self.metrics.redis_entries_expired.inc_by(pruned);
+        let peers = integer(&items.next()?)?;
+        let seeders = integer(&items.next()?)?;
+        let live = self.live_replicas();
+        let rest: Vec<Value> = items.collect();
+        let remote = rest
+            .chunks_exact(2)
+            .filter_map(|pair| RemotePeer::decode(bytes(&pair[0])?, bytes(&pair[1])?))
+            .filter(|peer| peer.replica != self.replica && live.contains(&peer.replica))
+            .collect();
+        Some(Written::Swarm(SwarmView {
+            counts: SwarmCounts {
+                complete: seeders,
+                incomplete: peers.saturating_sub(seeders),
+            },
+            peers: remote,
+        }))
+    }
+
+    /// Removes a peer's entry if `connection` of this replica still owns it; the swarm's counts
+    /// after. `None` when Redis is down.
+    pub async fn leave(
+        &self,
+        info_hash: &Id20,
+        peer_id: &Id20,
+        connection: u64,
+    ) -> Option<SwarmCounts> {
+        let mut pipeline = redis::pipe();
+        leave_command(
+            &mut pipeline,
+            info_hash,
+            peer_id,
+            &owner_tag(self.replica, connection),
+        );
+        pipeline
+            .cmd("SREM")
+            .arg(members_key(self.replica))
+            .arg(member_bytes(info_hash, peer_id))
+            .ignore();
+        let ((_, peers, seeders),): ((u64, u64, u64),) = self.query("leave", &pipeline).await?;
+        Some(SwarmCounts {
+            complete: seeders,
+            incomplete: peers.saturating_sub(seeders),
+        })
+    }
+
+    /// The counts of several swarms over all replicas. `None` when Redis is down.
+    pub async fn counts(&self, hashes: &[Id20]) -> Option<Vec<SwarmCounts>> {
+        let mut pipeline = redis::pipe();
+        for info_hash in hashes {
+            pipeline.hlen(swarm_key(info_hash, "peers"));
+            pipeline.scard(swarm_key(info_hash, "seeds"));
+        }
+        let figures: Vec<u64> = self.query("scrape", &pipeline).await?;
+        Some(
+            figures
+                .chunks_exact(2)
+                .map(|pair| SwarmCounts {
+                    complete: pair[1],
+                    incomplete: pair[0].saturating_sub(pair[1]),
+                })
+                .collect(),
+        )
+    }
+
+    /// Publishes each message to its replica's channel, in one round trip. Returns whether
+    /// Redis took them.
+    pub async fn publish(&self, messages: &[(ReplicaId, BusMessage)]) -> bool {
+        if messages.is_empty() {
+            return true;
+        }
+        let mut pipeline = redis::pipe();
+        for (replica, message) in messages {
+            let Ok(payload) = serde_json::to_vec(message) else {
+                continue;
+            };
+            pipeline.publish(bus::channel(*replica), payload).ignore();
+        }
+        self.query::<()>("relay", &pipeline).await.is_some()
+    }
+
+    /// Records a segment-hash report from a peer in network `group`. `None` when Redis is down.
+    pub async fn report_hash(
+        &self,
+        info_hash: &Id20,
+        segment: &str,
+        sha256: &[u8; 32],
+        group: Group,
+    ) -> Option<ReportOutcome> {
+        let rules = &self.settings.hashes;
+        let mut pipeline = redis::pipe();
+        pipeline
+            .cmd("EVALSHA")
+            .arg(votes::REPORT.get_hash())
+            .arg(3)
+            .arg(swarm_key(info_hash, "votes"))
+            .arg(swarm_key(info_hash, "accepted"))
+            .arg(swarm_key(info_hash, "segments"))
+            .arg(segment)
+            .arg(crate::protocol::sha256_hex(sha256))
+            .arg(votes::group_tag(group))
+            .arg(rules.quorum)
+            .arg(MAX_REPORTERS)
+            .arg(rules.max_segments)
+            .arg(now_ms())
+            .arg(rules.ttl.as_millis() as u64);
+        let (reply,): (String,) = self.query("hash_report", &pipeline).await?;
+        Some(votes::outcome(&reply))
+    }
+
+    /// The accepted hashes among `segments`. `None` when Redis is down.
+    pub async fn accepted(
+        &self,
+        info_hash: &Id20,
+        segments: &[String],
+    ) -> Option<Vec<(String, [u8; 32])>> {
+        if segments.is_empty() {
+            return Some(Vec::new());
+        }
+        let mut pipeline = redis::pipe();
+        pipeline
+            .cmd("HMGET")
+            .arg(swarm_key(info_hash, "accepted"))
+            .arg(segments);
+        let (found,): (Vec<Option<String>>,) = self.query("hash_query", &pipeline).await?;
+        Some(
+            segments
+                .iter()
+                .zip(found)
+                .filter_map(|(name, hex)| Some((name.clone(), parse_sha256(&hex?)?)))
+                .collect(),
+        )
+    }
+
+    /// Writes this replica's heartbeat and reads which replicas are alive. Always goes to Redis,
+    /// so that a replica that lost Redis notices when it is back.
+    pub async fn heartbeat(&self) -> Heartbeat {
+        let now = now_ms();
+        let cutoff = now.saturating_sub(DEAD_AFTER.as_millis() as u64);
+        let mut pipeline = redis::pipe();
+        pipeline.zadd(REPLICAS_KEY, self.replica, now).ignore();
+        pipeline.zrangebyscore(REPLICAS_KEY, cutoff + 1, "+inf");
+        pipeline.zrangebyscore(REPLICAS_KEY, "-inf", cutoff);
+        let (live, dead): (Vec<ReplicaId>, Vec<ReplicaId>) =
+            match self.store.query("heartbeat", &pipeline).await {
+                Ok(figures) => figures,
+                Err(error) => {
+                    self.mark_down(&error);
+                    return Heartbeat::default();
+                }
+            };
+        *self.live.write().unwrap_or_else(|e| e.into_inner()) =
+            Arc::new(live.into_iter().collect());
+        Heartbeat {
+            recovered: !self.is_up(),
+            dead,
+        }
+    }
+
+    /// Marks Redis usable again (after this replica's peers were written back).
+    pub fn mark_up(&self) {
+        if !self.up.swap(true, Ordering::Relaxed) {
+            tracing::info!("Redis is back: matching across replicas again");
+        }
+        self.metrics.redis_up.set(1);
+    }
+
+    fn live_replicas(&self) -> Arc<HashSet<ReplicaId>> {
+        Arc::clone(&self.live.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Writes every given peer of this replica to Redis again (after Redis came back).
+    pub async fn register(&self, members: Vec<LocalMember>) -> bool {
+        for chunk in members.chunks(256) {
+            let mut pipeline = redis::pipe();
+            let ttl = self.settings.member_ttl.as_millis() as u64;
+            let now = now_ms();
+            for member in chunk {
+                let entry = Entry::new(&member.locality, &member.ext, member.complete);
+                let Ok(json) = serde_json::to_string(&entry) else {
+                    continue;
+                };
+                pipeline
+                    .cmd("EVALSHA")
+                    .arg(ANNOUNCE.get_hash())
+                    .arg(3)
+                    .arg(swarm_key(&member.info_hash, "peers"))
+                    .arg(swarm_key(&member.info_hash, "expiry"))
+                    .arg(swarm_key(&member.info_hash, "seeds"))
+                    .arg(now)
+                    .arg(now + ttl)
+                    .arg(&member.peer_id.0[..])
+                    .arg(format!(
+                        "{}{json}",
+                        owner_tag(self.replica, member.connection)
+                    ))
+                    .arg(if member.complete { "1" } else { "0" })
+                    .arg(0)
+                    .arg(ttl)
+                    .arg(replica_tag(self.replica))
+                    .arg("1")
+                    .ignore();
+                pipeline
+                    .cmd("SADD")
+                    .arg(members_key(self.replica))
+                    .arg(member_bytes(&member.info_hash, &member.peer_id))
+                    .ignore();
+            }
+            if let Err(error) = self.store.query::<()>("register", &pipeline).await {
+                tracing::warn!(%error, "cannot write this replica's peers back to Redis");
+                return false;
+            }
+            self.metrics
+                .redis_entries_written
+                .inc_by(chunk.len() as u64);
+        }
+        true
+    }
+
+    /// Removes every entry `replica` wrote, and the replica itself; returns how many entries.
+    pub async fn forget(&self, replica: ReplicaId) -> usize {
+        let mut read = redis::pipe();
+        read.smembers(members_key(replica));
+        let Ok((written,)): Result<(Vec<Vec<u8>>,), _> = self.store.query("forget", &read).await
+        else {
+            return 0;
+        };
+        let prefix = replica_tag(replica);
+        let mut removal = redis::pipe();
+        let mut removed = 0;
+        for member in &written {
+            let (Ok(info_hash), Ok(peer_id)) = (
+                <[u8; 20]>::try_from(&member[..20.min(member.len())]),
+                <[u8; 20]>::try_from(&member[20.min(member.len())..]),
+            ) else {
+                continue;
+            };
+            leave_command(&mut removal, &Id20(info_hash), &Id20(peer_id), &prefix);
+            removal.ignore();
+            removed += 1;
+        }
+        removal.del(members_key(replica)).ignore();
+        removal.zrem(REPLICAS_KEY, replica).ignore();
+        if self.store.query::<()>("forget", &removal).await.is_err() {
+            return 0;
+        }
+        self.metrics.redis_entries_expired.inc_by(removed as u64);
+        removed
+    }
+
+    /// Leaves the cluster at shutdown: this replica's remaining entries and heartbeat go at once.
+    pub async fn retire(&self) {
+        let removed = self.forget(self.replica).await;
+        tracing::info!(removed, "left the cluster");
+    }
+}
+
+fn leave_command(pipeline: &mut redis::Pipeline, info_hash: &Id20, peer_id: &Id20, owner: &str) {
+    pipeline
+        .cmd("EVALSHA")
+        .arg(LEAVE.get_hash())
+        .arg(3)
+        .arg(swarm_key(info_hash, "peers"))
+        .arg(swarm_key(info_hash, "expiry"))
+        .arg(swarm_key(info_hash, "seeds"))
+        .arg(&peer_id.0[..])
+        .arg(owner);
+}
+
+fn member_bytes(info_hash: &Id20, peer_id: &Id20) -> Vec<u8> {
+    [&info_hash.0[..], &peer_id.0[..]].concat()
+}
+
+fn parse_sha256(hex: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if hex.len() != 64 {
+        return None;
+    }
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+fn bytes(value: &Value) -> Option<&[u8]> {
+    match value {
+        Value::BulkString(data) => Some(data),
+        Value::SimpleString(text) => Some(text.as_bytes()),
+        _ => None,
+    }
+}
+
+fn text(value: &Value) -> Option<&str> {
+    std::str::from_utf8(bytes(value)?).ok()
+}
+
+fn integer(value: &Value) -> Option<u64> {
+    match value {
+        Value::Int(n) => u64::try_from(*n).ok(),
+        _ => None,
+    }
+}
