@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod geoip;
+pub mod redis;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
