@@ -48,22 +48,54 @@ async fn next_json(lines: &mut Lines<BufReader<ChildStdout>>) -> Value {
 
 #[tokio::test]
 async fn offers_and_answers_cross_intact_between_real_clients() {
-    if !js_dir().join("node_modules/bittorrent-tracker").exists() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must install tests/js (npm ci)"
-        );
-        eprintln!(
-            "SKIPPED: run `npm ci` in tracker/tests/js (bash .ci/install does) to run this test"
-        );
+    if !installed() {
         return;
     }
     let tracker = support::start(|_| {}).await;
     let url = format!("ws://{}", tracker.local_addr());
+    exchange(&url, &url).await;
+    tracker.shutdown().await;
+}
 
-    let (mut answerer, mut answerer_out) = spawn("answerer", &url);
+#[tokio::test]
+async fn real_clients_on_two_replicas_meet_through_redis() {
+    if !installed() {
+        return;
+    }
+    let Some(redis) = support::redis::RedisServer::start().await else {
+        return;
+    };
+    let url = redis.url();
+    let a = support::start(|c| c.redis_url = vec![url.clone()]).await;
+    let b = support::start(|c| c.redis_url = vec![url]).await;
+    let (a_url, b_url) = (
+        format!("ws://{}", a.local_addr()),
+        format!("ws://{}", b.local_addr()),
+    );
+    exchange(&a_url, &b_url).await;
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// Whether `tests/js` is installed (CI must have it).
+fn installed() -> bool {
+    if js_dir().join("node_modules/bittorrent-tracker").exists() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must install tests/js (npm ci)"
+    );
+    eprintln!("SKIPPED: run `npm ci` in tracker/tests/js (bash .ci/install does) to run this test");
+    false
+}
+
+/// An answerer joins through `answerer_url`, then an offerer through `offerer_url`; the offer
+/// and the answer must cross intact, and both clients must parse every reply.
+async fn exchange(offerer_url: &str, answerer_url: &str) {
+    let (mut answerer, mut answerer_out) = spawn("answerer", answerer_url);
     assert_eq!(next_json(&mut answerer_out).await["ready"], true);
-    let (mut offerer, mut offerer_out) = spawn("offerer", &url);
+    let (mut offerer, mut offerer_out) = spawn("offerer", offerer_url);
     let offered = next_json(&mut offerer_out).await;
     let answered = next_json(&mut answerer_out).await;
     offerer.wait().await.unwrap();
@@ -89,5 +121,4 @@ async fn offers_and_answers_cross_intact_between_real_clients() {
     assert_eq!(first_update["incomplete"], 1);
     assert_eq!(first_update["interval"], 120);
     assert_eq!(offered["scrapes"][0]["incomplete"], 2);
-    tracker.shutdown().await;
 }

@@ -100,7 +100,9 @@ pub struct ClusterSettings {
 pub struct Cluster {
     replica: ReplicaId,
     store: Store,
-    live: RwLock<Arc<HashSet<ReplicaId>>>,
+    /// Replicas whose heartbeat stopped (any other replica counts as alive, so that one that
+    /// just started is matched before the next heartbeat).
+    dead: RwLock<Arc<HashSet<ReplicaId>>>,
     up: AtomicBool,
     settings: ClusterSettings,
     metrics: Arc<Metrics>,
@@ -128,7 +130,7 @@ impl Cluster {
         Ok(Self {
             replica,
             store,
-            live: RwLock::new(Arc::new(HashSet::from([replica]))),
+            dead: RwLock::new(Arc::new(HashSet::new())),
             up: AtomicBool::new(true),
             settings: ClusterSettings {
                 member_ttl: Duration::from_secs(config.peer_timeout.max(1)),
@@ -195,7 +197,7 @@ impl Cluster {
         {
             Written::Swarm(view) => Some(Joined::Swarm(view)),
             // A peer id held on a replica that died is free: take it.
-            Written::Taken(holder) if !self.live_replicas().contains(&holder) => {
+            Written::Taken(holder) if self.dead_replicas().contains(&holder) => {
                 match self
                     .write_entry(info_hash, peer_id, connection, entry, true)
                     .await?
@@ -261,12 +263,12 @@ impl Cluster {
         self.metrics.redis_entries_expired.inc_by(pruned);
         let peers = integer(&items.next()?)?;
         let seeders = integer(&items.next()?)?;
-        let live = self.live_replicas();
+        let dead = self.dead_replicas();
         let rest: Vec<Value> = items.collect();
         let remote = rest
             .chunks_exact(2)
             .filter_map(|pair| RemotePeer::decode(bytes(&pair[0])?, bytes(&pair[1])?))
-            .filter(|peer| peer.replica != self.replica && live.contains(&peer.replica))
+            .filter(|peer| peer.replica != self.replica && !dead.contains(&peer.replica))
             .collect();
         Some(Written::Swarm(SwarmView {
             counts: SwarmCounts {
@@ -392,25 +394,23 @@ impl Cluster {
         )
     }
 
-    /// Writes this replica's heartbeat and reads which replicas are alive. Always goes to Redis,
+    /// Writes this replica's heartbeat and reads which replicas died. Always goes to Redis,
     /// so that a replica that lost Redis notices when it is back.
     pub async fn heartbeat(&self) -> Heartbeat {
         let now = now_ms();
         let cutoff = now.saturating_sub(DEAD_AFTER.as_millis() as u64);
         let mut pipeline = redis::pipe();
         pipeline.zadd(REPLICAS_KEY, self.replica, now).ignore();
-        pipeline.zrangebyscore(REPLICAS_KEY, cutoff + 1, "+inf");
         pipeline.zrangebyscore(REPLICAS_KEY, "-inf", cutoff);
-        let (live, dead): (Vec<ReplicaId>, Vec<ReplicaId>) =
-            match self.store.query("heartbeat", &pipeline).await {
-                Ok(figures) => figures,
-                Err(error) => {
-                    self.mark_down(&error);
-                    return Heartbeat::default();
-                }
-            };
-        *self.live.write().unwrap_or_else(|e| e.into_inner()) =
-            Arc::new(live.into_iter().collect());
+        let (dead,): (Vec<ReplicaId>,) = match self.store.query("heartbeat", &pipeline).await {
+            Ok(figures) => figures,
+            Err(error) => {
+                self.mark_down(&error);
+                return Heartbeat::default();
+            }
+        };
+        *self.dead.write().unwrap_or_else(|e| e.into_inner()) =
+            Arc::new(dead.iter().copied().collect());
         Heartbeat {
             recovered: !self.is_up(),
             dead,
@@ -425,8 +425,8 @@ impl Cluster {
         self.metrics.redis_up.set(1);
     }
 
-    fn live_replicas(&self) -> Arc<HashSet<ReplicaId>> {
-        Arc::clone(&self.live.read().unwrap_or_else(|e| e.into_inner()))
+    fn dead_replicas(&self) -> Arc<HashSet<ReplicaId>> {
+        Arc::clone(&self.dead.read().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Writes every given peer of this replica to Redis again (after Redis came back).
