@@ -3,6 +3,9 @@
 //! lists). The scenarios run one after another (they share two cores; timing is part of what
 //! they check), each about half a minute of real time.
 
+/// The tracker tests' real `redis-server` helper, shared rather than copied.
+#[path = "../../../tracker/tests/support/redis.rs"]
+mod redis;
 mod support;
 
 use std::time::Duration;
@@ -219,4 +222,53 @@ async fn viewers_reconnect_to_a_restarted_tracker_and_keep_sharing() {
     }
     origin.shutdown().await;
     tracker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewers_on_two_tracker_replicas_share_through_redis() {
+    let _serial = SERIAL.lock().await;
+    let Some(redis) = redis::RedisServer::start().await else {
+        return;
+    };
+    let mut config = tracker_config();
+    config.redis_url = vec![redis.url()];
+    let replicas = [
+        start_tracker("127.0.0.1:0".parse().unwrap(), config.clone()).await,
+        start_tracker("127.0.0.1:0".parse().unwrap(), config).await,
+    ];
+    let origin = start_live_origin(FaultConfig::default()).await;
+    let mut audience = Audience::new(&origin, replicas[0].local_addr());
+    let mut viewers = Vec::new();
+    for index in 0..4u64 {
+        let mut config =
+            audience.config(index + 1, Duration::from_secs(30) - STAGGER * index as u32);
+        // Viewers alternate between the replicas, as a load balancer spreads them.
+        config.tracker = format!("ws://{}/", replicas[index as usize % 2].local_addr());
+        viewers.push(audience.spawn(config));
+        tokio::time::sleep(STAGGER).await;
+    }
+    let summaries = finish(viewers).await;
+    let copies = audience.assert_delivered_identical_to_origin();
+    let played: u64 = summaries.iter().map(|s| s.segments_delivered).sum();
+    let offload = offload(&summaries);
+    println!("offload across replicas {:.1}%", offload * 100.0);
+    assert_eq!(copies as u64, played);
+    assert!(offload >= 0.4, "offload {:.1}% below 40%", offload * 100.0);
+    for summary in &summaries {
+        assert_eq!(summary.integrity_failures, 0, "{summary:?}");
+        assert_eq!(summary.stalls, 0, "{summary:?}");
+    }
+    for replica in &replicas {
+        let crossed = "tracker_relayed_across_replicas_total{kind=\"offer\"}";
+        let offers = support::tracker_metric(replica.local_addr(), crossed).await;
+        assert!(
+            offers >= 1.0,
+            "offers reached {} from the other replica",
+            replica.local_addr()
+        );
+    }
+    origin.shutdown().await;
+    for replica in replicas {
+        replica.shutdown().await;
+    }
 }
