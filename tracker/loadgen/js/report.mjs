@@ -4,6 +4,8 @@
 //   node report.mjs half-kept-up RAMP.json  half the announce rate of the busiest step that kept up
 //   node report.mjs summary DIR SERVER...   every run, the medians and the ratio ours / reference
 //                                           of a results folder (bench.sh prints where it is)
+//   node report.mjs replicas DIR            the same for bench-replicas.sh: one in-memory
+//                                           tracker against two replicas sharing Redis
 import fs from 'node:fs'
 
 const readJson = (file) => JSON.parse(fs.readFileSync(file, 'utf8'))
@@ -105,6 +107,43 @@ function summary (dir, servers) {
   console.log(`\nraw JSON reports: ${dir}`)
 }
 
+function replicas (dir) {
+  const load = (prefix) => fs.readdirSync(dir).filter((f) => f.startsWith(prefix)).sort().map((f) => readJson(`${dir}/${f}`))
+  const figures = {}
+  for (const setup of ['one', 'two']) {
+    const ramp = load(`${setup}-ramp-`), half = load(`${setup}-half-`)
+    const first = (pick) => half.map((r) => pick(r.windows[0]))
+    const f = {
+      'peak relayed messages/s': ramp.map((r) => r.peak.relayed_messages_per_sec),
+      'peak announces/s (sustained)': ramp.map(sustained),
+      'peak server CPU cores (+Redis)': ramp.map((r) => r.peak.server_cpu_cores),
+      'half-peak announces/s': first((w) => w.announces_per_sec),
+      'half-peak relayed msgs/s': first((w) => w.relayed_messages_per_sec),
+      'half-peak offer latency p50 ms': first((w) => w.offer_latency_p50_ms),
+      'half-peak offer latency p99 ms': first((w) => w.offer_latency_p99_ms),
+    }
+    if (setup === 'two') {
+      const redis = load('two-redis-')
+      Object.assign(f, {
+        'same-replica offer p50 ms': first((w) => w.same_replica_offer_p50_ms),
+        'same-replica offer p99 ms': first((w) => w.same_replica_offer_p99_ms),
+        'cross-replica offer p50 ms': first((w) => w.cross_replica_offer_p50_ms),
+        'cross-replica offer p99 ms': first((w) => w.cross_replica_offer_p99_ms),
+        'Redis round trips per announce': redis.map((r) => r.announce_and_relay_round_trips / r.announces),
+        'Redis commands per announce': redis.map((r) => r.redis_commands / r.announces),
+        'cross-replica answers per announce': redis.map((r) => r.cross_replica_answers / r.announces),
+        'Redis CPU cores': redis.map((r) => r.redis_cpu_seconds / r.seconds),
+      })
+    }
+    figures[setup] = f
+    console.log(`\n${setup === 'one' ? 'one in-memory tracker' : 'two replicas + Redis'}:`)
+    show(f)
+  }
+  const peak = (s) => median(figures[s]['peak relayed messages/s'])
+  console.log(`\nratio two replicas + Redis / one in-memory tracker, peak relayed messages/s: ${(peak('two') / peak('one')).toFixed(2)}`)
+  console.log(`\nraw JSON reports: ${dir}`)
+}
+
 // A whole announce rate, at least 1.
 const half = (rate) => Math.max(1, Math.round(rate / 2))
 
@@ -112,7 +151,8 @@ const [command, ...args] = process.argv.slice(2)
 if (command === 'half-peak') console.log(half(sustained(readJson(args[0]))))
 else if (command === 'half-kept-up') console.log(half(busiestKeptUp(readJson(args[0])).announces_per_sec))
 else if (command === 'summary') summary(args[0], args.slice(1))
+else if (command === 'replicas') replicas(args[0])
 else {
-  console.error('usage: node report.mjs half-peak RAMP.json | half-kept-up RAMP.json | summary DIR SERVER...')
+  console.error('usage: node report.mjs half-peak RAMP.json | half-kept-up RAMP.json | summary DIR SERVER... | replicas DIR')
   process.exit(2)
 }

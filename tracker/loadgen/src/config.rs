@@ -31,9 +31,16 @@ pub struct Config {
     #[arg(long, env = "LOADGEN_MODE", value_enum, default_value = "throughput")]
     pub mode: Mode,
 
-    /// The tracker's address (its WebSocket is at `/`). Loopback only.
-    #[arg(long, env = "LOADGEN_TRACKER", default_value = "127.0.0.1:8000")]
-    pub tracker: SocketAddr,
+    /// The tracker's address (its WebSocket is at `/`). Loopback only. Several comma-separated
+    /// addresses are replicas of one tracker: viewer `i` connects to address `i mod n`, and
+    /// offers are timed separately within one replica and across replicas.
+    #[arg(
+        long,
+        env = "LOADGEN_TRACKER",
+        default_value = "127.0.0.1:8000",
+        value_delimiter = ','
+    )]
+    pub tracker: Vec<SocketAddr>,
 
     /// Simulated viewers (one WebSocket each).
     #[arg(long, env = "LOADGEN_CONNECTIONS", default_value_t = 4000)]
@@ -100,9 +107,10 @@ pub struct Config {
     pub settle: f64,
 
     /// Process id of the tracker: idle-memory mode reads its VmRSS (required there); throughput
-    /// mode reports its CPU use and relayed messages per tracker CPU second.
-    #[arg(long, env = "LOADGEN_TRACKER_PID")]
-    pub tracker_pid: Option<u32>,
+    /// mode reports its CPU use and relayed messages per tracker CPU second. Several
+    /// comma-separated ids (replicas, and the Redis they share) count their CPU together.
+    #[arg(long, env = "LOADGEN_TRACKER_PID", value_delimiter = ',')]
+    pub tracker_pid: Vec<u32>,
 
     /// Connection handshakes in flight at once.
     #[arg(long, env = "LOADGEN_CONNECT_CONCURRENCY", default_value_t = 200)]
@@ -144,8 +152,8 @@ impl Config {
     /// Refuses settings that cannot make a run.
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(
-            self.tracker.ip().is_loopback(),
-            "--tracker must be a loopback address"
+            !self.tracker.is_empty() && self.tracker.iter().all(|addr| addr.ip().is_loopback()),
+            "--tracker must be loopback addresses"
         );
         anyhow::ensure!(self.connections > 0, "--connections must be at least 1");
         anyhow::ensure!(
@@ -167,8 +175,26 @@ impl Config {
         Ok(())
     }
 
+    /// CPU seconds the `--tracker-pid` processes used so far, `None` without any.
+    pub fn server_cpu_seconds(&self) -> Option<f64> {
+        sum_over(&self.tracker_pid, crate::procfs::cpu_seconds)
+    }
+
+    /// Seconds the `--tracker-pid` processes' threads waited for a CPU so far.
+    pub fn server_cpu_wait_seconds(&self) -> Option<f64> {
+        sum_over(&self.tracker_pid, crate::procfs::cpu_wait_seconds)
+    }
+
     /// Seconds as a duration.
     pub fn seconds(value: f64) -> Duration {
         Duration::from_secs_f64(value.max(0.0))
     }
+}
+
+/// The sum of `read` over `pids`, `None` if there are none or any cannot be read.
+fn sum_over(pids: &[u32], read: fn(u32) -> Option<f64>) -> Option<f64> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|&pid| read(pid)).sum()
 }

@@ -37,6 +37,8 @@ pub struct IdleReport {
 pub async fn run(config: &Config) -> anyhow::Result<IdleReport> {
     let pid = config
         .tracker_pid
+        .first()
+        .copied()
         .ok_or_else(|| anyhow::anyhow!("idle-memory mode needs --tracker-pid"))?;
     let baseline_rss_kib = resident_kib(pid)?;
     let mut session = Session::new(config)?;

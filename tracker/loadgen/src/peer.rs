@@ -27,10 +27,8 @@ type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// What every viewer of a run shares.
 pub struct World {
-    /// The tracker's address.
-    pub server: SocketAddr,
-    /// The WebSocket URL (`ws://host:port/`).
-    pub url: String,
+    /// The addresses of the tracker's replicas (one for a lone tracker).
+    pub servers: Vec<SocketAddr>,
     /// Counters and latencies.
     pub stats: Stats,
     /// The swarms.
@@ -106,7 +104,8 @@ async fn connect(world: &World, index: u32) -> anyhow::Result<Socket> {
     let tcp = TcpSocket::new_v4()?;
     let source = source_address(index, world.source_addresses);
     tcp.bind(SocketAddr::new(source.into(), 0))?;
-    let stream = tcp.connect(world.server).await?;
+    let server = world.servers[index as usize % world.servers.len()];
+    let stream = tcp.connect(server).await?;
     stream.set_nodelay(true)?;
     // The codec zeroes up to its read-buffer size before every read, even one that finds the
     // socket empty: 4 KiB (two relayed SDPs) instead of 16 KiB cut the generator's instructions
@@ -115,7 +114,7 @@ async fn connect(world: &World, index: u32) -> anyhow::Result<Socket> {
         .read_buffer_size(4 * 1024)
         .write_buffer_size(64 * 1024);
     let (socket, _response) = client_async_with_config(
-        world.url.as_str(),
+        format!("ws://{server}/"),
         MaybeTlsStream::Plain(stream),
         Some(config),
     )
@@ -133,6 +132,19 @@ struct Viewer<'w> {
     announced: bool,
     offer_latencies: Vec<u64>,
     answer_latencies: Vec<u64>,
+    /// The replica this viewer is connected to (its index in `World::servers`).
+    replica: u8,
+    /// Offer latencies by whether the offer came through the same replica or another one.
+    replica_latencies: ReplicaLatencies,
+}
+
+/// Announce-to-offer latencies of offers relayed within one replica and across replicas.
+#[derive(Default)]
+pub struct ReplicaLatencies {
+    /// Offerer and receiver on the same replica (µs).
+    pub same: Vec<u64>,
+    /// Offerer and receiver on different replicas (µs).
+    pub cross: Vec<u64>,
 }
 
 impl<'w> Viewer<'w> {
@@ -155,6 +167,8 @@ impl<'w> Viewer<'w> {
             announced: false,
             offer_latencies: Vec::with_capacity(64),
             answer_latencies: Vec::with_capacity(64),
+            replica: (index as usize % world.servers.len()) as u8,
+            replica_latencies: ReplicaLatencies::default(),
         }
     }
 
@@ -211,7 +225,7 @@ impl<'w> Viewer<'w> {
         let offers: Vec<OutgoingOffer<'_>> = (0..offer_count)
             .map(|_| OutgoingOffer {
                 sdp: world.offer_sdps.pick(&mut self.rng),
-                offer_id: wire::offer_id(sent_at, self.rng.random()),
+                offer_id: wire::offer_id(sent_at, self.replica, self.rng.random()),
             })
             .collect();
         let announce = Announce {
@@ -263,8 +277,14 @@ impl<'w> Viewer<'w> {
                 Stats::bump(&counters.offers_received);
                 if let Some(id) = wire::decode_id(offer.offer_id) {
                     let sent_at = wire::offer_sent_at(&id);
-                    self.offer_latencies
-                        .push(wire::now_micros().saturating_sub(sent_at));
+                    let latency = wire::now_micros().saturating_sub(sent_at);
+                    self.offer_latencies.push(latency);
+                    if self.world.servers.len() > 1 {
+                        match wire::offer_replica(&id) == self.replica {
+                            true => self.replica_latencies.same.push(latency),
+                            false => self.replica_latencies.cross.push(latency),
+                        }
+                    }
                 }
                 let sdp = self.world.answer_sdps.pick(&mut self.rng);
                 let mut answer = String::with_capacity(sdp.len() + 256);
@@ -300,6 +320,12 @@ impl<'w> Viewer<'w> {
                 .stats
                 .record_offer_latencies(&self.offer_latencies);
             self.offer_latencies.clear();
+        }
+        if !(self.replica_latencies.same.is_empty() && self.replica_latencies.cross.is_empty()) {
+            let latencies = &mut self.replica_latencies;
+            self.world.stats.record_replica_latencies(latencies);
+            latencies.same.clear();
+            latencies.cross.clear();
         }
         if !self.answer_latencies.is_empty() {
             self.world

@@ -32,8 +32,7 @@ impl Session {
         let mut rng = SmallRng::from_rng(&mut rand::rng());
         let (period, announce_period) = watch::channel(None);
         let world = World {
-            server: config.tracker,
-            url: format!("ws://{}/", config.tracker),
+            servers: config.tracker.clone(),
             stats: Stats::new(),
             swarms: Swarms::new(config.swarms, config.zipf_exponent)?,
             offer_sdps: SdpPool::generate(SdpKind::Offer, config.sdp_pool, &mut rng),

@@ -41,6 +41,10 @@ pub struct Stats {
     offer_latency: Mutex<Histogram<u64>>,
     /// Microseconds from sending an announce to the answer to one of its offers arriving back.
     answer_latency: Mutex<Histogram<u64>>,
+    /// Announce-to-offer latency of offers relayed within one replica (several replicas only).
+    same_replica_latency: Mutex<Histogram<u64>>,
+    /// Announce-to-offer latency of offers relayed from one replica to another.
+    cross_replica_latency: Mutex<Histogram<u64>>,
 }
 
 impl Default for Stats {
@@ -57,6 +61,8 @@ impl Stats {
             counters: Counters::default(),
             offer_latency: Mutex::new(histogram()),
             answer_latency: Mutex::new(histogram()),
+            same_replica_latency: Mutex::new(histogram()),
+            cross_replica_latency: Mutex::new(histogram()),
         }
     }
 
@@ -73,6 +79,12 @@ impl Stats {
     /// Records announce-to-answer latencies (µs).
     pub fn record_answer_latencies(&self, micros: &[u64]) {
         record(&self.answer_latency, micros);
+    }
+
+    /// Records offer latencies split by replica.
+    pub fn record_replica_latencies(&self, latencies: &crate::peer::ReplicaLatencies) {
+        record(&self.same_replica_latency, &latencies.same);
+        record(&self.cross_replica_latency, &latencies.cross);
     }
 
     /// Current counter values; resets the histograms, so that each window has its own.
@@ -92,6 +104,8 @@ impl Stats {
             other_messages: load(&c.other_messages),
             offer_latency: take(&self.offer_latency),
             answer_latency: take(&self.answer_latency),
+            same_replica_latency: take(&self.same_replica_latency),
+            cross_replica_latency: take(&self.cross_replica_latency),
         }
     }
 }
@@ -128,6 +142,8 @@ pub struct Snapshot {
     other_messages: u64,
     offer_latency: Histogram<u64>,
     answer_latency: Histogram<u64>,
+    same_replica_latency: Histogram<u64>,
+    cross_replica_latency: Histogram<u64>,
 }
 
 /// The figures of one measurement window.
@@ -159,6 +175,15 @@ pub struct Window {
     pub offer_latency_p99_ms: f64,
     /// Announce-to-answer (round trip through two peers) latency, 99th percentile, in milliseconds.
     pub answer_latency_p99_ms: f64,
+    /// Announce-to-offer latency within one replica, median and 99th percentile, in ms (0
+    /// with one tracker address).
+    pub same_replica_offer_p50_ms: f64,
+    /// See `same_replica_offer_p50_ms`.
+    pub same_replica_offer_p99_ms: f64,
+    /// Announce-to-offer latency across replicas, median, in ms.
+    pub cross_replica_offer_p50_ms: f64,
+    /// Announce-to-offer latency across replicas, 99th percentile, in ms.
+    pub cross_replica_offer_p99_ms: f64,
     /// `failure reason` messages received in the window.
     pub failures: u64,
     /// Connection errors and disconnects in the window.
@@ -216,6 +241,10 @@ impl Window {
             offer_latency_p50_ms: ms(&end.offer_latency, 0.5),
             offer_latency_p99_ms: ms(&end.offer_latency, 0.99),
             answer_latency_p99_ms: ms(&end.answer_latency, 0.99),
+            same_replica_offer_p50_ms: ms(&end.same_replica_latency, 0.5),
+            same_replica_offer_p99_ms: ms(&end.same_replica_latency, 0.99),
+            cross_replica_offer_p50_ms: ms(&end.cross_replica_latency, 0.5),
+            cross_replica_offer_p99_ms: ms(&end.cross_replica_latency, 0.99),
             failures: end.failures - start.failures,
             connection_errors: (end.connect_errors + end.disconnects)
                 - (start.connect_errors + start.disconnects),
@@ -260,8 +289,19 @@ impl Window {
             wait(self.server_cpu_wait),
             wait(self.loadgen_cpu_wait)
         );
+        let replicas = if self.cross_replica_offer_p99_ms > 0.0 {
+            format!(
+                " | same replica p50 {:.2} p99 {:.2} ms, across replicas p50 {:.2} p99 {:.2} ms",
+                self.same_replica_offer_p50_ms,
+                self.same_replica_offer_p99_ms,
+                self.cross_replica_offer_p50_ms,
+                self.cross_replica_offer_p99_ms
+            )
+        } else {
+            String::new()
+        };
         format!(
-            "target {:>8.0} ann/s | sent {:>8.0} ann/s {:>9.0} offers/s | relayed {:>9.0} offers/s {:>9.0} answers/s = {:>9.0} msg/s | offer latency p50 {:>7.2} ms p99 {:>8.2} ms | failures {} conn errors {}{server_cpu} loadgen cpu {:.2} cores{cpu_wait}",
+            "target {:>8.0} ann/s | sent {:>8.0} ann/s {:>9.0} offers/s | relayed {:>9.0} offers/s {:>9.0} answers/s = {:>9.0} msg/s | offer latency p50 {:>7.2} ms p99 {:>8.2} ms | failures {} conn errors {}{server_cpu} loadgen cpu {:.2} cores{cpu_wait}{replicas}",
             self.target_announces_per_sec,
             self.announces_per_sec,
             self.offers_sent_per_sec,

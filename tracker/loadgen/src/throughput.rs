@@ -40,10 +40,10 @@ pub async fn run(config: &Config) -> anyhow::Result<ThroughputReport> {
         .await;
     anyhow::ensure!(
         connections > 0,
-        "no connection to {} could be opened",
+        "no connection to {:?} could be opened",
         config.tracker
     );
-    eprintln!("{connections} connections open to {}", config.tracker);
+    eprintln!("{connections} connections open to {:?}", config.tracker);
     let mut windows = Vec::new();
     match config.rate {
         Some(rate) => windows.push(measure(&session, config, rate, config.duration).await),
@@ -90,14 +90,14 @@ async fn measure(session: &Session, config: &Config, rate: f64, seconds: f64) ->
     session.set_rate(rate);
     tokio::time::sleep(Config::seconds(config.warmup)).await;
     let cpu = || {
-        let server = config.tracker_pid.and_then(procfs::cpu_seconds);
+        let server = config.server_cpu_seconds();
         (
             server,
             procfs::cpu_seconds(std::process::id()).unwrap_or(0.0),
         )
     };
     let cpu_wait = || {
-        let server = config.tracker_pid.and_then(procfs::cpu_wait_seconds);
+        let server = config.server_cpu_wait_seconds();
         (server, procfs::cpu_wait_seconds(std::process::id()))
     };
     let start = session.snapshot();

@@ -19,11 +19,17 @@ pub fn now_micros() -> u64 {
 
 /// An offer id that carries the moment its announce was sent (bytes 0..8, big endian) followed by
 /// 12 random bytes, so a receiver can time the relay without any shared table.
-pub fn offer_id(sent_at_micros: u64, random: [u8; 12]) -> Id20 {
+pub fn offer_id(sent_at_micros: u64, replica: u8, random: [u8; 11]) -> Id20 {
     let mut id = [0; 20];
     id[..8].copy_from_slice(&sent_at_micros.to_be_bytes());
-    id[8..].copy_from_slice(&random);
+    id[8] = replica;
+    id[9..].copy_from_slice(&random);
     id
+}
+
+/// The replica index the offerer of an offer id made by [`offer_id`] was connected to.
+pub fn offer_replica(id: &Id20) -> u8 {
+    id[8]
 }
 
 /// The send time carried by an offer id made by [`offer_id`].
@@ -341,9 +347,10 @@ mod tests {
     }
 
     #[test]
-    fn offer_ids_carry_their_send_time() {
-        let id = offer_id(1_700_000_000_123_456, [9; 12]);
+    fn offer_ids_carry_their_send_time_and_replica() {
+        let id = offer_id(1_700_000_000_123_456, 3, [9; 11]);
         assert_eq!(offer_sent_at(&id), 1_700_000_000_123_456);
+        assert_eq!(offer_replica(&id), 3);
     }
 
     #[test]
