@@ -168,25 +168,34 @@ pub struct Config {
     #[arg(long, env = "TRACKER_HASH_TTL", default_value_t = 600)]
     pub hash_ttl: u64,
 
-    /// Redis that several replicas share swarms through (`redis://` or `rediss://`; several
-    /// comma-separated URLs are the nodes of a Redis Cluster). Without it the tracker keeps
-    /// everything in this process. See SCALING.md.
-    #[arg(
-        long,
-        env = "TRACKER_REDIS_URL",
-        value_delimiter = ',',
-        value_name = "URL"
-    )]
-    pub redis_url: Vec<String>,
+    /// Redis that several replicas share swarms through (`redis://` or `rediss://`; with
+    /// --redis-cluster, comma-separated URLs of Redis Cluster nodes): all replicas then behave as
+    /// one tracker. Without it the tracker keeps everything in this process. See SCALING.md.
+    #[arg(long, env = "TRACKER_REDIS_URL", value_name = "URL")]
+    pub redis_url: Option<String>,
 
-    /// File holding the Redis password (instead of one in the URL), e.g. a mounted secret.
+    /// File holding the Redis password (overrides one in the URL; a trailing newline is
+    /// ignored), e.g. a mounted secret.
     #[arg(long, env = "TRACKER_REDIS_PASSWORD_FILE", value_name = "PATH")]
     pub redis_password_file: Option<PathBuf>,
 
-    /// Milliseconds a Redis command may take before it counts as failed and the replica serves
-    /// its own peers alone until Redis answers again.
-    #[arg(long, env = "TRACKER_REDIS_TIMEOUT", default_value_t = 500)]
-    pub redis_timeout: u64,
+    /// --redis-url names nodes of a Redis Cluster (also a single configuration endpoint).
+    #[arg(long, env = "TRACKER_REDIS_CLUSTER")]
+    pub redis_cluster: bool,
+
+    /// Seconds between a replica's heartbeats; a replica silent for three is dead and its peers
+    /// leave the others' view.
+    #[arg(long, env = "TRACKER_REDIS_HEARTBEAT_INTERVAL", default_value_t = 2)]
+    pub redis_heartbeat_interval: u64,
+
+    /// Peers of other replicas read from Redis per announce (bounds the work in huge swarms).
+    #[arg(long, env = "TRACKER_REDIS_CANDIDATES", default_value_t = 64)]
+    pub redis_candidates: usize,
+
+    /// Milliseconds a Redis round trip may take before Redis counts as lost and the replica
+    /// serves its own peers alone until a heartbeat gets through again.
+    #[arg(long, env = "TRACKER_REDIS_TIMEOUT_MS", default_value_t = 1000)]
+    pub redis_timeout_ms: u64,
 
     /// Seconds to wait for connections to close after SIGTERM.
     #[arg(long, env = "TRACKER_SHUTDOWN_TIMEOUT", default_value_t = 10)]

@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Serialize, Serializer};
 
 /// Twenty raw bytes: an info hash, a peer id or an offer id.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -110,13 +110,6 @@ impl Serialize for Id20 {
         }
         let text = std::str::from_utf8(&buffer[..len]).map_err(serde::ser::Error::custom)?;
         serializer.serialize_str(text)
-    }
-}
-
-impl<'de> Deserialize<'de> for Id20 {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = std::borrow::Cow::<str>::deserialize(deserializer)?;
-        Id20::parse(&text).map_err(serde::de::Error::custom)
     }
 }
 

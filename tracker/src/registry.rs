@@ -284,16 +284,16 @@ impl Swarm {
             })
             .collect();
         ranked.extend(remote.iter().enumerate().filter_map(|(index, peer)| {
-            let eligible = from.ext.upload || peer.entry.up;
+            let eligible = from.ext.upload || peer.entry.ext.upload;
             if peer.peer_id == *from_id || !eligible || self.peers.contains_key(&peer.peer_id) {
                 return None;
             }
             let load = Load {
                 recent_offers: 0,
-                capacity: peer.entry.cap,
-                position: peer.entry.pos,
+                capacity: peer.entry.ext.capacity,
+                position: peer.entry.ext.position,
             };
-            let key = rank_for(from, &peer.entry.locality(), load, config, rng);
+            let key = rank_for(from, &peer.entry.locality, load, config, rng);
             Some((key, Pick::Remote(index)))
         }));
         let mut chosen = Vec::with_capacity(want.min(ranked.len()));

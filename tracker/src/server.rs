@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::client_ip;
-use crate::cluster::{self, Cluster};
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::connection;
 use crate::fd_limit;
@@ -88,9 +88,9 @@ impl Tracker {
         ));
         metrics.connection_capacity.set(i64::from(max_connections));
         metrics.redis_up.set(1);
-        let cluster = match config.redis_url.is_empty() {
-            true => None,
-            false => Some(Arc::new(
+        let cluster = match config.redis_url {
+            None => None,
+            Some(_) => Some(Arc::new(
                 Cluster::connect(&config, Arc::clone(&metrics)).await?,
             )),
         };
@@ -400,9 +400,9 @@ async fn join_cluster(shared: &Arc<Shared>, cluster: &Arc<Cluster>) {
         .spawn(heartbeats(Arc::clone(shared), Arc::clone(cluster)));
 }
 
-/// Beats every [`cluster::HEARTBEAT_INTERVAL`] until shutdown.
+/// Beats every `--redis-heartbeat-interval` until shutdown.
 async fn heartbeats(shared: Arc<Shared>, cluster: Arc<Cluster>) {
-    let mut tick = tokio::time::interval(cluster::HEARTBEAT_INTERVAL);
+    let mut tick = tokio::time::interval(cluster.heartbeat_interval());
     loop {
         tokio::select! {
             _ = shared.shutdown.cancelled() => return,

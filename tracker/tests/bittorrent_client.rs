@@ -66,8 +66,8 @@ async fn real_clients_on_two_replicas_meet_through_redis() {
         return;
     };
     let url = redis.url();
-    let a = support::start(|c| c.redis_url = vec![url.clone()]).await;
-    let b = support::start(|c| c.redis_url = vec![url]).await;
+    let a = support::start(|c| c.redis_url = Some(url.clone())).await;
+    let b = support::start(|c| c.redis_url = Some(url)).await;
     let (a_url, b_url) = (
         format!("ws://{}", a.local_addr()),
         format!("ws://{}", b.local_addr()),

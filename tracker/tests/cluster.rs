@@ -21,7 +21,8 @@ use tracker::Tracker;
 async fn replica(redis: &RedisServer, adjust: impl FnOnce(&mut tracker::Config)) -> Tracker {
     let url = redis.url();
     start(move |config| {
-        config.redis_url = vec![url];
+        config.redis_url = Some(url);
+        config.redis_heartbeat_interval = 1;
         adjust(config);
     })
     .await
@@ -217,8 +218,8 @@ async fn a_replica_without_redis_serves_its_own_peers_and_rejoins_when_redis_ret
     let Some(mut redis) = RedisServer::start().await else {
         return;
     };
-    let a = replica(&redis, |c| c.redis_timeout = 200).await;
-    let b = replica(&redis, |c| c.redis_timeout = 200).await;
+    let a = replica(&redis, |c| c.redis_timeout_ms = 200).await;
+    let b = replica(&redis, |c| c.redis_timeout_ms = 200).await;
     let swarm = id(b'S', 4);
     let mut held = Client::connect(a.local_addr()).await;
     held.announce(&swarm, &id(b'R', 1), 0).await;
@@ -262,6 +263,7 @@ async fn a_replica_without_redis_serves_its_own_peers_and_rejoins_when_redis_ret
 fn spawn_replica(redis: &RedisServer, addr: SocketAddr) -> Child {
     Command::new(env!("CARGO_BIN_EXE_tracker"))
         .args(["--listen", &addr.to_string(), "--redis-url", &redis.url()])
+        .args(["--redis-heartbeat-interval", "1"])
         .args(["--shutdown-timeout", "2", "--log", "warn"])
         .stdout(Stdio::null())
         .kill_on_drop(true)
@@ -320,7 +322,8 @@ async fn peers_of_a_killed_replica_leave_within_the_bound_and_of_a_stopped_one_a
         scraped_peers(observer.local_addr(), &killed_swarm).await == 0
     })
     .await;
-    let bound = tracker::cluster::DEAD_AFTER + 2 * tracker::cluster::HEARTBEAT_INTERVAL;
+    // Three missed heartbeats of a second, the observer's next heartbeat, and its scrape.
+    let bound = Duration::from_secs(3 + 2);
     assert!(
         gone.is_some_and(|took| took <= bound),
         "gone after {gone:?}"

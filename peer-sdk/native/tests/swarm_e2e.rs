@@ -231,7 +231,7 @@ async fn viewers_on_two_tracker_replicas_share_through_redis() {
         return;
     };
     let mut config = tracker_config();
-    config.redis_url = vec![redis.url()];
+    config.redis_url = Some(redis.url());
     let replicas = [
         start_tracker("127.0.0.1:0".parse().unwrap(), config.clone()).await,
         start_tracker("127.0.0.1:0".parse().unwrap(), config).await,

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use redis::Client;
-use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -19,8 +18,7 @@ pub fn channel(replica: ReplicaId) -> String {
 }
 
 /// What one replica asks of another.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "t", rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum BusMessage {
     /// An offer for a peer the receiving replica holds.
     Offer {
@@ -50,6 +48,91 @@ pub enum BusMessage {
         /// The relayed answer, ready to send.
         json: String,
     },
+}
+
+const OFFER: u8 = 1;
+const ANSWER: u8 = 2;
+
+impl BusMessage {
+    /// The published form: a kind byte, the ids and numbers at fixed widths, then the relayed
+    /// JSON as it is (no second escaping of the SDP).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(128 + self.json().len());
+        match self {
+            Self::Offer {
+                info_hash,
+                from,
+                from_replica,
+                from_connection,
+                to,
+                offer_id,
+                json,
+            } => {
+                out.push(OFFER);
+                for id in [info_hash, from, to, offer_id] {
+                    out.extend_from_slice(&id.0);
+                }
+                out.extend_from_slice(&from_replica.to_le_bytes());
+                out.extend_from_slice(&from_connection.to_le_bytes());
+                out.extend_from_slice(json.as_bytes());
+            }
+            Self::Answer {
+                info_hash,
+                to,
+                to_connection,
+                json,
+            } => {
+                out.push(ANSWER);
+                out.extend_from_slice(&info_hash.0);
+                out.extend_from_slice(&to.0);
+                out.extend_from_slice(&to_connection.to_le_bytes());
+                out.extend_from_slice(json.as_bytes());
+            }
+        }
+        out
+    }
+
+    /// Reads the published form; `None` for anything else.
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        let (&kind, mut rest) = bytes.split_first()?;
+        let mut id = || -> Option<Id20> {
+            let (head, tail) = rest.split_at_checked(20)?;
+            rest = tail;
+            Some(Id20(head.try_into().ok()?))
+        };
+        match kind {
+            OFFER => {
+                let (info_hash, from, to, offer_id) = (id()?, id()?, id()?, id()?);
+                let (numbers, json) = rest.split_at_checked(16)?;
+                Some(Self::Offer {
+                    info_hash,
+                    from,
+                    to,
+                    offer_id,
+                    from_replica: u64::from_le_bytes(numbers[..8].try_into().ok()?),
+                    from_connection: u64::from_le_bytes(numbers[8..].try_into().ok()?),
+                    json: String::from_utf8(json.to_vec()).ok()?,
+                })
+            }
+            ANSWER => {
+                let (info_hash, to) = (id()?, id()?);
+                let (number, json) = rest.split_at_checked(8)?;
+                Some(Self::Answer {
+                    info_hash,
+                    to,
+                    to_connection: u64::from_le_bytes(number.try_into().ok()?),
+                    json: String::from_utf8(json.to_vec()).ok()?,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    fn json(&self) -> &str {
+        match self {
+            Self::Offer { json, .. } | Self::Answer { json, .. } => json,
+        }
+    }
 }
 
 /// Receives the messages published to `channel` and hands them to `inbox`, until `shutdown`.
@@ -84,10 +167,10 @@ async fn listen(client: &Client, channel: &str, inbox: &mpsc::Sender<BusMessage>
     tracing::info!(channel, "subscribed to the relay channel");
     let mut messages = pubsub.on_message();
     while let Some(message) = messages.next().await {
-        match serde_json::from_slice::<BusMessage>(message.get_payload_bytes()) {
+        match BusMessage::decode(message.get_payload_bytes()) {
             // A full inbox drops the message, as a full connection queue does.
-            Ok(message) => drop(inbox.try_send(message)),
-            Err(error) => tracing::warn!(%error, "unreadable message from another replica"),
+            Some(message) => drop(inbox.try_send(message)),
+            None => tracing::warn!("unreadable message from another replica"),
         }
     }
     tracing::warn!(channel, "the relay subscription ended; subscribing again");
@@ -98,20 +181,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn messages_survive_their_encoding_with_any_id_bytes() {
-        let message = BusMessage::Offer {
+    fn messages_survive_their_encoding_and_truncation_is_refused() {
+        let offer = BusMessage::Offer {
             info_hash: Id20(std::array::from_fn(|i| i as u8)),
             from: Id20([0xff; 20]),
             from_replica: 12,
             from_connection: 3,
             to: Id20([b'"'; 20]),
             offer_id: Id20([0; 20]),
-            json: "{\"offer\":1}".into(),
+            json: "{\"offer\":\"é\"}".into(),
         };
-        let text = serde_json::to_vec(&message).unwrap();
-        assert_eq!(
-            serde_json::from_slice::<BusMessage>(&text).unwrap(),
-            message
-        );
+        let answer = BusMessage::Answer {
+            info_hash: Id20([1; 20]),
+            to: Id20([2; 20]),
+            to_connection: u64::MAX,
+            json: String::new(),
+        };
+        for message in [offer, answer] {
+            let bytes = message.encode();
+            assert_eq!(BusMessage::decode(&bytes), Some(message));
+            assert_eq!(BusMessage::decode(&bytes[..30]), None);
+        }
+        assert_eq!(BusMessage::decode(&[9; 100]), None);
+        assert_eq!(BusMessage::decode(&[]), None);
     }
 }

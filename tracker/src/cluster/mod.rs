@@ -29,18 +29,16 @@ use crate::id::Id20;
 use crate::matching::Group;
 use crate::metrics::Metrics;
 use crate::registry::{LocalMember, SwarmCounts};
-use members::{ANNOUNCE, ANNOUNCE_LUA, LEAVE, LEAVE_LUA, owner_tag, replica_tag, swarm_key};
+use members::{
+    ANNOUNCE, ANNOUNCE_LUA, LEAVE, LEAVE_LUA, owner_tag, replica_tag, stored_value, swarm_key,
+};
 use store::Store;
 
 /// Identifies a replica: random, drawn at start.
 pub type ReplicaId = u64;
 
-/// How often a replica writes its heartbeat and reads which replicas are alive.
-pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
-
-/// A replica whose heartbeat is older than this is dead: its peers leave the others' view at
-/// their next heartbeat, so within `DEAD_AFTER + HEARTBEAT_INTERVAL` of its last one.
-pub const DEAD_AFTER: Duration = Duration::from_secs(5);
+/// Heartbeats a replica may miss before the others take it as dead.
+pub const MISSED_HEARTBEATS: u32 = 3;
 
 /// The sorted set of replicas scored by their last heartbeat (Unix ms).
 const REPLICAS_KEY: &str = "p2pvd:replicas";
@@ -90,8 +88,10 @@ pub struct Heartbeat {
 pub struct ClusterSettings {
     /// An entry expires this long after its peer's last announce (`--peer-timeout`).
     pub member_ttl: Duration,
-    /// Entries read per announce in a large swarm (`--match-candidates`).
+    /// Entries read per announce in a large swarm (`--redis-candidates`).
     pub candidates: usize,
+    /// Time between heartbeats (`--redis-heartbeat-interval`).
+    pub heartbeat: Duration,
     /// Hash agreement rules.
     pub hashes: HashConfig,
 }
@@ -118,10 +118,16 @@ impl Cluster {
     /// Connects to the Redis of `config.redis_url`.
     pub async fn connect(config: &Config, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
         let scripts = vec![ANNOUNCE_LUA, LEAVE_LUA, votes::REPORT_LUA];
+        let url = config.redis_url.as_deref().unwrap_or_default();
+        let urls: Vec<&str> = match config.redis_cluster {
+            true => url.split(',').map(str::trim).collect(),
+            false => vec![url],
+        };
         let store = Store::connect(
-            &config.redis_url,
+            &urls,
+            config.redis_cluster,
             config.redis_password_file.as_deref(),
-            Duration::from_millis(config.redis_timeout.max(1)),
+            Duration::from_millis(config.redis_timeout_ms.max(1)),
             Arc::clone(&metrics),
             scripts,
         )
@@ -134,11 +140,23 @@ impl Cluster {
             up: AtomicBool::new(true),
             settings: ClusterSettings {
                 member_ttl: Duration::from_secs(config.peer_timeout.max(1)),
-                candidates: config.match_candidates.max(1),
+                candidates: config.redis_candidates.max(1),
+                heartbeat: Duration::from_secs(config.redis_heartbeat_interval.max(1)),
                 hashes: HashConfig::from_config(config),
             },
             metrics,
         })
+    }
+
+    /// Time between heartbeats.
+    pub fn heartbeat_interval(&self) -> Duration {
+        self.settings.heartbeat
+    }
+
+    /// How long after its last heartbeat a replica counts as dead. Its peers leave the others'
+    /// view at their next heartbeat: within this plus one interval.
+    pub fn dead_after(&self) -> Duration {
+        self.settings.heartbeat * MISSED_HEARTBEATS
     }
 
     /// This replica's id.
@@ -220,11 +238,7 @@ impl Cluster {
     ) -> Option<Written> {
         let now = now_ms();
         let ttl = self.settings.member_ttl.as_millis() as u64;
-        let value = format!(
-            "{}{}",
-            owner_tag(self.replica, connection),
-            serde_json::to_string(entry).ok()?
-        );
+        let value = stored_value(self.replica, connection, entry);
         let mut pipeline = redis::pipe();
         pipeline
             .cmd("EVALSHA")
@@ -333,10 +347,9 @@ impl Cluster {
         }
         let mut pipeline = redis::pipe();
         for (replica, message) in messages {
-            let Ok(payload) = serde_json::to_vec(message) else {
-                continue;
-            };
-            pipeline.publish(bus::channel(*replica), payload).ignore();
+            pipeline
+                .publish(bus::channel(*replica), message.encode())
+                .ignore();
         }
         self.query::<()>("relay", &pipeline).await.is_some()
     }
@@ -398,7 +411,7 @@ impl Cluster {
     /// so that a replica that lost Redis notices when it is back.
     pub async fn heartbeat(&self) -> Heartbeat {
         let now = now_ms();
-        let cutoff = now.saturating_sub(DEAD_AFTER.as_millis() as u64);
+        let cutoff = now.saturating_sub(self.dead_after().as_millis() as u64);
         let mut pipeline = redis::pipe();
         pipeline.zadd(REPLICAS_KEY, self.replica, now).ignore();
         pipeline.zrangebyscore(REPLICAS_KEY, "-inf", cutoff);
@@ -437,9 +450,6 @@ impl Cluster {
             let now = now_ms();
             for member in chunk {
                 let entry = Entry::new(&member.locality, &member.ext, member.complete);
-                let Ok(json) = serde_json::to_string(&entry) else {
-                    continue;
-                };
                 pipeline
                     .cmd("EVALSHA")
                     .arg(ANNOUNCE.get_hash())
@@ -450,10 +460,7 @@ impl Cluster {
                     .arg(now)
                     .arg(now + ttl)
                     .arg(&member.peer_id.0[..])
-                    .arg(format!(
-                        "{}{json}",
-                        owner_tag(self.replica, member.connection)
-                    ))
+                    .arg(stored_value(self.replica, member.connection, &entry))
                     .arg(if member.complete { "1" } else { "0" })
                     .arg(0)
                     .arg(ttl)

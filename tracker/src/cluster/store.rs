@@ -43,10 +43,12 @@ pub struct Store {
 }
 
 impl Store {
-    /// Connects to one Redis (one URL) or a Redis Cluster (several node URLs). A single Redis is
-    /// connected lazily, so a replica starts while Redis is down; a cluster must answer now.
+    /// Connects to one Redis or to a Redis Cluster (`cluster`: `urls` are its nodes). A single
+    /// Redis is connected lazily, so a replica starts while Redis is down; a cluster must answer
+    /// now.
     pub async fn connect(
-        urls: &[String],
+        urls: &[&str],
+        cluster: bool,
         password_file: Option<&Path>,
         timeout: Duration,
         metrics: Arc<Metrics>,
@@ -59,7 +61,7 @@ impl Store {
             .collect::<anyhow::Result<Vec<_>>>()?;
         let first = infos.first().context("--redis-url is empty")?.clone();
         let subscriber = Client::open(first.clone())?;
-        let backend = if infos.len() == 1 {
+        let backend = if !cluster {
             let config = ConnectionManagerConfig::new()
                 .set_response_timeout(Some(timeout))
                 .set_connection_timeout(Some(timeout))
@@ -103,13 +105,17 @@ impl Store {
         op: &'static str,
         pipeline: &Pipeline,
     ) -> Result<T, StoreError> {
-        match self.round_trip(op, pipeline).await {
+        let result = match self.round_trip(op, pipeline).await {
             Err(StoreError::Redis(error)) if is_no_script(&error) => {
                 self.load_scripts().await?;
                 self.round_trip(op, pipeline).await
             }
             other => other,
+        };
+        if result.is_err() {
+            self.metrics.redis_errors.inc();
         }
+        result
     }
 
     async fn round_trip<T: FromRedisValue>(
@@ -120,15 +126,11 @@ impl Store {
         let started = Instant::now();
         let result = tokio::time::timeout(self.timeout, self.send(pipeline)).await;
         self.metrics.redis_round_trip(op, started.elapsed());
-        let result = match result {
+        match result {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => Err(StoreError::Redis(error)),
             Err(_) => Err(StoreError::Timeout),
-        };
-        if result.is_err() {
-            self.metrics.redis_errors.inc();
         }
-        result
     }
 
     async fn send<T: FromRedisValue>(&self, pipeline: &Pipeline) -> RedisResult<T> {
