@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
 
-use crate::cluster::{BusMessage, Entry, Joined};
+use crate::cluster::{BusMessage, Entry, Holder, Joined};
 use crate::geo::Locality;
 use crate::id::Id20;
 use crate::limits::{ConnectionSlot, RateLimiter, Strikes};
@@ -339,7 +339,7 @@ async fn settle(
 
 /// Probes `owner`: gone if its connection ended or sent no frame within
 /// [`OWNER_PROBE_TIMEOUT`] of a ping.
-async fn owner_is_gone(owner: &Owner) -> bool {
+pub async fn owner_is_gone(owner: &Owner) -> bool {
     let (answer, answered) = oneshot::channel();
     let probe = async {
         let probe = Delivery::Tracked(Box::new(Tracked::Probe(answer)));
@@ -497,8 +497,8 @@ impl Session {
             _ => None,
         };
         let (counts, remote) = match cluster_view {
-            Some(Joined::Taken) => {
-                return self.refuse(Refusal::PeerIdTaken, Some(info_hash), Some("announce"));
+            Some(Joined::Taken(holder)) => {
+                return Box::pin(self.contest_across_replicas(announce, text, holder)).await;
             }
             Some(Joined::Swarm(view)) => (Some(view.counts), view.peers),
             None => (None, Vec::new()),
@@ -535,6 +535,31 @@ impl Session {
             warning: dropped.then_some("some offers could not be delivered: peers are busy"),
         };
         vec![protocol::to_json(&reply)]
+    }
+
+    /// The peer id is held on another replica: as within one replica, that replica probes the
+    /// holding connection when the announce's `text` is given and pings are on; the announce is
+    /// replayed if the connection is gone, refused otherwise.
+    async fn contest_across_replicas(
+        &mut self,
+        announce: Announce<'_>,
+        text: Option<&str>,
+        holder: Holder,
+    ) -> Vec<String> {
+        let info_hash = announce.info_hash;
+        let shared = Arc::clone(&self.shared);
+        let (Some(text), Some(cluster)) = (text, &shared.cluster) else {
+            return self.refuse(Refusal::PeerIdTaken, Some(info_hash), Some("announce"));
+        };
+        let contested = shared.config.ping_interval().is_some();
+        if !(contested && cluster.probe(&info_hash, &announce.peer_id, holder).await) {
+            return self.refuse(Refusal::PeerIdTaken, Some(info_hash), Some("announce"));
+        }
+        tracing::debug!(
+            connection = self.id,
+            "peer_id taken over from another replica"
+        );
+        self.replay(text).await
     }
 
     /// Whether another open connection of this replica holds the announce's peer id (then the

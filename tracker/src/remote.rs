@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use crate::cluster::BusMessage;
+use crate::cluster::{BusMessage, ReplicaId};
+use crate::connection::owner_is_gone;
+use crate::id::Id20;
 use crate::relay::{Delivery, OfferDelivery, ReplyTo, Tracked};
 use crate::shared::Shared;
 
@@ -15,8 +17,50 @@ pub const INBOX: usize = 4096;
 /// Delivers every message from `inbox` until it closes.
 pub async fn deliver_all(shared: Arc<Shared>, mut inbox: mpsc::Receiver<BusMessage>) {
     while let Some(message) = inbox.recv().await {
-        deliver(&shared, message);
+        match message {
+            BusMessage::Probe {
+                info_hash,
+                peer_id,
+                connection,
+                probe,
+                reply_to,
+            } => {
+                let shared = Arc::clone(&shared);
+                let asked = (info_hash, peer_id, connection, probe, reply_to);
+                tokio::spawn(async move { answer_probe(&shared, asked).await });
+            }
+            BusMessage::ProbeReply { probe, gone } => {
+                if let Some(cluster) = &shared.cluster {
+                    cluster.probe_answered(probe, gone);
+                }
+            }
+            relayed => deliver(&shared, relayed),
+        }
     }
+}
+
+/// Probes this replica's connection that holds a peer id another replica's client claims; if
+/// it is gone, it leaves the swarm here and in Redis. Answers the asking replica.
+async fn answer_probe(shared: &Shared, asked: (Id20, Id20, u64, u64, ReplicaId)) {
+    let (info_hash, peer_id, connection, probe, reply_to) = asked;
+    let Some(cluster) = &shared.cluster else {
+        return;
+    };
+    let holder = shared
+        .registry
+        .owner(&info_hash, &peer_id)
+        .filter(|owner| owner.connection == connection);
+    let gone = match holder {
+        Some(owner) => owner_is_gone(&owner).await,
+        None => true,
+    };
+    if gone {
+        shared.registry.leave(&info_hash, &peer_id, connection);
+        cluster.leave(&info_hash, &peer_id, connection).await;
+        shared.metrics.peer_id_takeovers.inc();
+    }
+    let reply = BusMessage::ProbeReply { probe, gone };
+    cluster.publish(&[(reply_to, reply)]).await;
 }
 
 fn deliver(shared: &Shared, message: BusMessage) {
@@ -52,6 +96,7 @@ fn deliver(shared: &Shared, message: BusMessage) {
             let delivery = Delivery::Answer(json.into_boxed_str());
             ("answer", info_hash, (to, Some(to_connection)), delivery)
         }
+        BusMessage::Probe { .. } | BusMessage::ProbeReply { .. } => return,
     };
     let (peer_id, connection) = to;
     let Some(owner) = shared.registry.owner(&info_hash, &peer_id) else {

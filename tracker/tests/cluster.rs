@@ -346,3 +346,45 @@ async fn peers_of_a_killed_replica_leave_within_the_bound_and_of_a_stopped_one_a
     assert!(gone.is_some(), "a stopped replica's peers leave at once");
     observer.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_peer_id_moves_between_replicas_only_when_its_old_connection_is_gone() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let a = replica(&redis, |_| {}).await;
+    let b = replica(&redis, |_| {}).await;
+    let swarm = id(b'S', 7);
+    // A live holder on A: while it reads, its WebSocket library answers A's probe.
+    let mut owner = Client::connect(a.local_addr()).await;
+    owner.announce(&swarm, &id(b'P', 1), 0).await;
+    let owner_reads = tokio::spawn(async move { owner.try_recv(Duration::from_secs(10)).await });
+    let mut intruder = Client::connect(b.local_addr()).await;
+    let reply = intruder.announce(&swarm, &id(b'P', 1), 0).await;
+    assert_eq!(
+        reply["failure reason"],
+        "peer_id is in use by another connection"
+    );
+    owner_reads.abort();
+
+    // A holder that reads nothing any more (a half-open connection after a network change):
+    // the client, reconnected through B, gets its peer id back after A's probe.
+    let mut old = Client::connect(a.local_addr()).await;
+    old.announce(&swarm, &id(b'M', 1), 0).await;
+    let mut new = Client::connect(b.local_addr()).await;
+    let asked = Instant::now();
+    let reply = new.announce(&swarm, &id(b'M', 1), 0).await;
+    assert_eq!(reply["action"], "announce", "{reply}");
+    assert!(
+        asked.elapsed() >= Duration::from_millis(2900),
+        "the old connection had its chance"
+    );
+    let takeovers = "tracker_peer_id_takeovers_total";
+    assert_eq!(metric(a.local_addr(), takeovers).await, 1.0);
+    // Offers for that peer id now reach the new connection on B.
+    let mut offerer = Client::connect(a.local_addr()).await;
+    offerer.announce(&swarm, &id(b'O', 1), 3).await;
+    assert_eq!(new.recv().await["peer_id"], id(b'O', 1));
+    a.shutdown().await;
+    b.shutdown().await;
+}

@@ -48,10 +48,33 @@ pub enum BusMessage {
         /// The relayed answer, ready to send.
         json: String,
     },
+    /// Asks the replica holding a peer id whether its connection is still there (another
+    /// replica's client announced the same peer id).
+    Probe {
+        /// The swarm.
+        info_hash: Id20,
+        /// The contested peer id.
+        peer_id: Id20,
+        /// The connection holding it on the receiving replica.
+        connection: u64,
+        /// Names this probe in the reply.
+        probe: u64,
+        /// Where the reply goes.
+        reply_to: ReplicaId,
+    },
+    /// The answer to a [`BusMessage::Probe`].
+    ProbeReply {
+        /// The probe.
+        probe: u64,
+        /// The connection is gone and has left the swarm: the peer id is free.
+        gone: bool,
+    },
 }
 
 const OFFER: u8 = 1;
 const ANSWER: u8 = 2;
+const PROBE: u8 = 3;
+const PROBE_REPLY: u8 = 4;
 
 impl BusMessage {
     /// The published form: a kind byte, the ids and numbers at fixed widths, then the relayed
@@ -87,6 +110,25 @@ impl BusMessage {
                 out.extend_from_slice(&to.0);
                 out.extend_from_slice(&to_connection.to_le_bytes());
                 out.extend_from_slice(json.as_bytes());
+            }
+            Self::Probe {
+                info_hash,
+                peer_id,
+                connection,
+                probe,
+                reply_to,
+            } => {
+                out.push(PROBE);
+                out.extend_from_slice(&info_hash.0);
+                out.extend_from_slice(&peer_id.0);
+                for number in [connection, probe, reply_to] {
+                    out.extend_from_slice(&number.to_le_bytes());
+                }
+            }
+            Self::ProbeReply { probe, gone } => {
+                out.push(PROBE_REPLY);
+                out.extend_from_slice(&probe.to_le_bytes());
+                out.push(u8::from(*gone));
             }
         }
         out
@@ -124,6 +166,30 @@ impl BusMessage {
                     json: String::from_utf8(json.to_vec()).ok()?,
                 })
             }
+            PROBE => {
+                let (info_hash, peer_id) = (id()?, id()?);
+                let number =
+                    |at: usize| Some(u64::from_le_bytes(rest.get(at..at + 8)?.try_into().ok()?));
+                (rest.len() == 24).then_some(())?;
+                Some(Self::Probe {
+                    info_hash,
+                    peer_id,
+                    connection: number(0)?,
+                    probe: number(8)?,
+                    reply_to: number(16)?,
+                })
+            }
+            PROBE_REPLY => {
+                let (number, gone) = rest.split_at_checked(8)?;
+                Some(Self::ProbeReply {
+                    probe: u64::from_le_bytes(number.try_into().ok()?),
+                    gone: match gone {
+                        [0] => false,
+                        [1] => true,
+                        _ => return None,
+                    },
+                })
+            }
             _ => None,
         }
     }
@@ -131,6 +197,7 @@ impl BusMessage {
     fn json(&self) -> &str {
         match self {
             Self::Offer { json, .. } | Self::Answer { json, .. } => json,
+            Self::Probe { .. } | Self::ProbeReply { .. } => "",
         }
     }
 }
@@ -197,7 +264,19 @@ mod tests {
             to_connection: u64::MAX,
             json: String::new(),
         };
-        for message in [offer, answer] {
+        let probe = BusMessage::Probe {
+            info_hash: Id20([3; 20]),
+            peer_id: Id20([4; 20]),
+            connection: 5,
+            probe: 6,
+            reply_to: 7,
+        };
+        let reply = BusMessage::ProbeReply {
+            probe: 8,
+            gone: true,
+        };
+        assert_eq!(BusMessage::decode(&reply.encode()), Some(reply));
+        for message in [offer, answer, probe] {
             let bytes = message.encode();
             assert_eq!(BusMessage::decode(&bytes), Some(message));
             assert_eq!(BusMessage::decode(&bytes[..30]), None);

@@ -11,13 +11,13 @@ mod members;
 mod store;
 mod votes;
 
-use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::Value;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 pub use bus::BusMessage;
@@ -64,14 +64,27 @@ pub enum Joined {
     /// The entry is written.
     Swarm(SwarmView),
     /// Another live replica holds this peer id.
-    Taken,
+    Taken(Holder),
 }
+
+/// The connection of another replica that holds a peer id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Holder {
+    /// The replica.
+    pub replica: ReplicaId,
+    /// Its connection.
+    pub connection: u64,
+}
+
+/// How long a replica waits for the answer to a [`BusMessage::Probe`]; the holder's own probe
+/// of its connection takes at most 3 s.
+const PROBE_WAIT: Duration = Duration::from_secs(4);
 
 /// What the announce script did.
 enum Written {
     Swarm(SwarmView),
     /// Held by another replica's connection.
-    Taken(ReplicaId),
+    Taken(Holder),
 }
 
 /// What a heartbeat found.
@@ -104,6 +117,9 @@ pub struct Cluster {
     /// just started is matched before the next heartbeat).
     dead: RwLock<Arc<HashSet<ReplicaId>>>,
     up: AtomicBool,
+    /// Probes sent to other replicas, awaiting their answer.
+    probes: Mutex<HashMap<u64, oneshot::Sender<bool>>>,
+    next_probe: AtomicU64,
     settings: ClusterSettings,
     metrics: Arc<Metrics>,
 }
@@ -138,6 +154,8 @@ impl Cluster {
             store,
             dead: RwLock::new(Arc::new(HashSet::new())),
             up: AtomicBool::new(true),
+            probes: Mutex::new(HashMap::new()),
+            next_probe: AtomicU64::new(1),
             settings: ClusterSettings {
                 member_ttl: Duration::from_secs(config.peer_timeout.max(1)),
                 candidates: config.redis_candidates.max(1),
@@ -209,23 +227,65 @@ impl Cluster {
         connection: u64,
         entry: &Entry,
     ) -> Option<Joined> {
-        match self
-            .write_entry(info_hash, peer_id, connection, entry, false)
-            .await?
-        {
+        let written = self.write_entry(info_hash, peer_id, connection, entry, false);
+        match written.await? {
             Written::Swarm(view) => Some(Joined::Swarm(view)),
             // A peer id held on a replica that died is free: take it.
-            Written::Taken(holder) if self.dead_replicas().contains(&holder) => {
-                match self
-                    .write_entry(info_hash, peer_id, connection, entry, true)
-                    .await?
-                {
+            Written::Taken(holder) if self.dead_replicas().contains(&holder.replica) => {
+                let forced = self.write_entry(info_hash, peer_id, connection, entry, true);
+                match forced.await? {
                     Written::Swarm(view) => Some(Joined::Swarm(view)),
-                    Written::Taken(_) => Some(Joined::Taken),
+                    Written::Taken(holder) => Some(Joined::Taken(holder)),
                 }
             }
-            Written::Taken(_) => Some(Joined::Taken),
+            Written::Taken(holder) => Some(Joined::Taken(holder)),
         }
+    }
+
+    /// Asks `holder`'s replica whether its connection still holds `peer_id`, as one process
+    /// probes a connection whose peer id another one claims. Returns whether the peer id is
+    /// free now: the holder's replica found the connection gone and removed it, or did not
+    /// answer in time (then its entry is removed here).
+    pub async fn probe(&self, info_hash: &Id20, peer_id: &Id20, holder: Holder) -> bool {
+        let probe = self.next_probe.fetch_add(1, Ordering::Relaxed);
+        let (answer, answered) = oneshot::channel();
+        self.lock_probes().insert(probe, answer);
+        let message = BusMessage::Probe {
+            info_hash: *info_hash,
+            peer_id: *peer_id,
+            connection: holder.connection,
+            probe,
+            reply_to: self.replica,
+        };
+        let free = match self.publish(&[(holder.replica, message)]).await {
+            false => false,
+            true => match tokio::time::timeout(PROBE_WAIT, answered).await {
+                Ok(Ok(gone)) => gone,
+                _ => self.evict(info_hash, peer_id, holder).await,
+            },
+        };
+        self.lock_probes().remove(&probe);
+        free
+    }
+
+    /// Hands the answer to one of this replica's probes to the announce waiting for it.
+    pub fn probe_answered(&self, probe: u64, gone: bool) {
+        if let Some(waiting) = self.lock_probes().remove(&probe) {
+            let _ = waiting.send(gone);
+        }
+    }
+
+    fn lock_probes(&self) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<bool>>> {
+        self.probes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Removes the entry `holder` wrote for `peer_id`; whether Redis took the request.
+    async fn evict(&self, info_hash: &Id20, peer_id: &Id20, holder: Holder) -> bool {
+        let mut pipeline = redis::pipe();
+        let owner = owner_tag(holder.replica, holder.connection);
+        leave_command(&mut pipeline, info_hash, peer_id, &owner);
+        pipeline.ignore();
+        self.query::<()>("leave", &pipeline).await.is_some()
     }
 
     async fn write_entry(
@@ -268,9 +328,11 @@ impl Cluster {
     fn read_announce(&self, reply: Vec<Value>) -> Option<Written> {
         let mut items = reply.into_iter();
         if text(&items.next()?)? == "taken" {
-            let holder = items.next()?;
-            let replica = text(&holder)?.split('.').next()?.parse().ok()?;
-            return Some(Written::Taken(replica));
+            let held = RemotePeer::decode(&[0; 20], bytes(&items.next()?)?)?;
+            return Some(Written::Taken(Holder {
+                replica: held.replica,
+                connection: held.connection,
+            }));
         }
         self.metrics.redis_entries_written.inc();
         let pruned = integer(&items.next()?)?;
