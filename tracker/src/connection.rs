@@ -524,7 +524,7 @@ impl Session {
         if !joined {
             self.memberships.push(membership);
         }
-        let dropped = self.relay_offers(&announce, outcome.targets).await;
+        let dropped = self.relay_offers(&announce, outcome.targets);
         let counts = counts.unwrap_or(outcome.counts);
         let reply = AnnounceReply {
             action: "announce",
@@ -573,7 +573,7 @@ impl Session {
 
     /// Sends each offer of `announce` to its target (on this replica, or through Redis to the
     /// replica that holds it); returns whether any had to be dropped.
-    async fn relay_offers(&self, announce: &Announce<'_>, targets: Vec<Target>) -> bool {
+    fn relay_offers(&self, announce: &Announce<'_>, targets: Vec<Target>) -> bool {
         let mut dropped = false;
         let mut remote = Vec::new();
         for (offer, target) in announce.offers.iter().zip(targets) {
@@ -617,18 +617,13 @@ impl Session {
             }
         }
         if let (Some(cluster), false) = (&self.shared.cluster, remote.is_empty()) {
-            let tiers: Vec<_> = remote.iter().map(|(_, _, tier)| *tier).collect();
-            let messages: Vec<_> = remote.into_iter().map(|(r, m, _)| (r, m)).collect();
-            if cluster.publish(&messages).await {
-                tiers
-                    .into_iter()
-                    .for_each(|tier| self.shared.metrics.offer_relayed(tier));
-            } else {
-                self.shared
-                    .metrics
-                    .deliveries_dropped
-                    .inc_by(tiers.len() as u64);
-                dropped = true;
+            for (replica, message, tier) in remote {
+                if cluster.send(replica, &message) {
+                    self.shared.metrics.offer_relayed(tier);
+                } else {
+                    self.shared.metrics.deliveries_dropped.inc();
+                    dropped = true;
+                }
             }
         }
         dropped
@@ -722,7 +717,7 @@ impl Session {
                     json,
                 };
                 match &self.shared.cluster {
-                    Some(cluster) => cluster.publish(&[(replica, message)]).await,
+                    Some(cluster) => cluster.send(replica, &message),
                     None => false,
                 }
             }

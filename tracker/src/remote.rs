@@ -60,7 +60,7 @@ async fn answer_probe(shared: &Shared, asked: (Id20, Id20, u64, u64, ReplicaId))
         shared.metrics.peer_id_takeovers.inc();
     }
     let reply = BusMessage::ProbeReply { probe, gone };
-    cluster.publish(&[(reply_to, reply)]).await;
+    cluster.send(reply_to, &reply);
 }
 
 fn deliver(shared: &Shared, message: BusMessage) {

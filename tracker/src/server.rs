@@ -395,6 +395,11 @@ async fn join_cluster(shared: &Arc<Shared>, cluster: &Arc<Cluster>) {
     shared
         .tasks
         .spawn(remote::deliver_all(Arc::clone(shared), deliveries));
+    let sender = Arc::clone(cluster);
+    let shutdown = shared.shutdown.clone();
+    shared
+        .tasks
+        .spawn(async move { sender.send_queued(shutdown).await });
     shared
         .tasks
         .spawn(heartbeats(Arc::clone(shared), Arc::clone(cluster)));

@@ -37,6 +37,15 @@ use store::Store;
 /// Identifies a replica: random, drawn at start.
 pub type ReplicaId = u64;
 
+/// A message for another replica's channel, encoded.
+type Outgoing = (ReplicaId, Vec<u8>);
+
+/// Messages queued for other replicas before further ones are dropped.
+const OUTBOX_CAPACITY: usize = 65_536;
+
+/// Most messages published in one round trip.
+pub const OUTBOX_BATCH: usize = 1024;
+
 /// Heartbeats a replica may miss before the others take it as dead.
 pub const MISSED_HEARTBEATS: u32 = 3;
 
@@ -117,6 +126,10 @@ pub struct Cluster {
     /// just started is matched before the next heartbeat).
     dead: RwLock<Arc<HashSet<ReplicaId>>>,
     up: AtomicBool,
+    /// Messages for other replicas, waiting for [`Cluster::send_queued`].
+    outbox: mpsc::Sender<Outgoing>,
+    /// The receiving end, until [`Cluster::send_queued`] takes it.
+    queued: Mutex<Option<mpsc::Receiver<Outgoing>>>,
     /// Probes sent to other replicas, awaiting their answer.
     probes: Mutex<HashMap<u64, oneshot::Sender<bool>>>,
     next_probe: AtomicU64,
@@ -149,11 +162,14 @@ impl Cluster {
         )
         .await?;
         let replica = rand::random::<u64>() >> 12;
+        let (outbox, queued) = mpsc::channel(OUTBOX_CAPACITY);
         Ok(Self {
             replica,
             store,
             dead: RwLock::new(Arc::new(HashSet::new())),
             up: AtomicBool::new(true),
+            outbox,
+            queued: Mutex::new(Some(queued)),
             probes: Mutex::new(HashMap::new()),
             next_probe: AtomicU64::new(1),
             settings: ClusterSettings {
@@ -257,7 +273,7 @@ impl Cluster {
             probe,
             reply_to: self.replica,
         };
-        let free = match self.publish(&[(holder.replica, message)]).await {
+        let free = match self.send(holder.replica, &message) {
             false => false,
             true => match tokio::time::timeout(PROBE_WAIT, answered).await {
                 Ok(Ok(gone)) => gone,
@@ -401,19 +417,39 @@ impl Cluster {
         )
     }
 
-    /// Publishes each message to its replica's channel, in one round trip. Returns whether
-    /// Redis took them.
-    pub async fn publish(&self, messages: &[(ReplicaId, BusMessage)]) -> bool {
-        if messages.is_empty() {
-            return true;
+    /// Queues `message` for `replica`'s channel; [`Cluster::send_queued`] publishes what the
+    /// connections of this replica queued together, in one round trip. Returns false (the
+    /// message is dropped) while Redis is down or when the queue is full.
+    pub fn send(&self, replica: ReplicaId, message: &BusMessage) -> bool {
+        self.is_up() && self.outbox.try_send((replica, message.encode())).is_ok()
+    }
+
+    /// Publishes queued messages until `shutdown`: each round trip takes everything queued
+    /// meanwhile (at most [`OUTBOX_BATCH`]), so the round trips per message fall as load rises.
+    pub async fn send_queued(&self, shutdown: CancellationToken) {
+        let Some(mut queued) = self.lock_queue().take() else {
+            return;
+        };
+        let mut batch = Vec::with_capacity(OUTBOX_BATCH);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                count = queued.recv_many(&mut batch, OUTBOX_BATCH) => {
+                    if count == 0 {
+                        return;
+                    }
+                }
+            }
+            let mut pipeline = redis::pipe();
+            for (replica, payload) in batch.drain(..) {
+                pipeline.publish(bus::channel(replica), payload).ignore();
+            }
+            self.query::<()>("relay", &pipeline).await;
         }
-        let mut pipeline = redis::pipe();
-        for (replica, message) in messages {
-            pipeline
-                .publish(bus::channel(*replica), message.encode())
-                .ignore();
-        }
-        self.query::<()>("relay", &pipeline).await.is_some()
+    }
+
+    fn lock_queue(&self) -> std::sync::MutexGuard<'_, Option<mpsc::Receiver<Outgoing>>> {
+        self.queued.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Records a segment-hash report from a peer in network `group`. `None` when Redis is down.
