@@ -52,9 +52,14 @@ app.kubernetes.io/component: redis
 {{- regexFind "[0-9]+$" (index .Values.config "listen") | atoi }}
 {{- end }}
 
-{{/* http or https: what the tracker port speaks. */}}
+{{/* "true" when the tracker itself serves TLS (from tls:, or a tls-cert given in config:). */}}
+{{- define "tracker.servesTls" -}}
+{{- if or .Values.tls.enabled (index .Values.config "tls-cert") }}true{{ end }}
+{{- end }}
+
+{{/* HTTP or HTTPS: what the tracker port speaks. */}}
 {{- define "tracker.scheme" -}}
-{{- ternary "HTTPS" "HTTP" .Values.tls.enabled }}
+{{- ternary "HTTPS" "HTTP" (eq (include "tracker.servesTls" .) "true") }}
 {{- end }}
 
 {{/* Where the chart mounts what it gives the tracker. */}}
@@ -65,7 +70,7 @@ app.kubernetes.io/component: redis
 {{/* "true" when the replicas share swarms through a Redis. */}}
 {{- define "tracker.redisEnabled" -}}
 {{- $external := .Values.redis.external }}
-{{- if or .Values.redis.bundled.enabled $external.url $external.urlSecret.name }}true{{ end }}
+{{- if or .Values.redis.bundled.enabled $external.url $external.urlSecret.name (index .Values.config "redis-url") }}true{{ end }}
 {{- end }}
 
 {{/* The bundled Redis's URL. */}}
