@@ -75,3 +75,23 @@ def test_dockerfile_passes_hadolint() -> None:
     broken = subprocess.run([hadolint, "-"], input="FROM debian\nRUN cd /tmp && ls\n",
                             capture_output=True, text=True)
     assert broken.returncode != 0 and "DL3006" in broken.stdout
+
+
+def test_config_defaults_are_the_trackers_own() -> None:
+    """values.yaml repeats the tracker's defaults, except where the chart chooses otherwise."""
+    chosen = {"log-format": "json"}
+    blocks = re.split(r"^\s+--(?=[a-z])", tracker_help(), flags=re.MULTILINE)[1:]
+    defaults = {}
+    for block in blocks:
+        default = re.search(r"\[default: ([^\]]+)\]", block)
+        if default:
+            defaults[block.split()[0]] = default.group(1)
+    assert len(defaults) > 20, defaults
+    for key, default in defaults.items():
+        value = VALUES["config"][key]
+        if key in chosen:
+            assert value == chosen[key]
+        elif isinstance(value, (int, float)):
+            assert value == float(default), key
+        else:
+            assert value == default, key

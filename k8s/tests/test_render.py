@@ -20,6 +20,7 @@ from chart import (
     kinds,
     load_values,
     manifests,
+    render,
     tracker_container,
 )
 
@@ -177,3 +178,22 @@ def test_ingress_keeps_idle_websockets_and_gateway_routes_to_the_service() -> No
     backend = find(objects, "HTTPRoute")["spec"]["rules"][0]["backendRefs"][0]
     service = find(objects, "Service")
     assert (backend["name"], backend["port"]) == ("tracker", service["spec"]["ports"][0]["port"])
+
+
+def test_a_redis_url_from_a_secret_reaches_the_tracker_as_env() -> None:
+    objects = manifests({"replicaCount": 2,
+                         "redis": {"external": {"urlSecret": {"name": "redis", "key": "url"}}}})
+    env = tracker_container(find(objects, "Deployment"))["env"]
+    assert env == [{"name": "TRACKER_REDIS_URL",
+                    "valueFrom": {"secretKeyRef": {"name": "redis", "key": "url"}}}]
+    assert "redis-url" not in find(objects, "ConfigMap")["data"]["tracker.toml"]
+
+
+@pytest.mark.parametrize("values_file,announce_url", [
+    ("defaults-values.yaml", "ws://tracker.video.svc:80/"),
+    ("tls-values.yaml", "wss://tracker.video.svc:443/"),
+    ("ingress-gateway-values.yaml", "wss://tracker.example.com/"),
+])
+def test_install_notes_print_the_announce_url(values_file: str, announce_url: str) -> None:
+    notes = render(load_values(CHART_DIR / "ci" / values_file))["tracker/templates/NOTES.txt"]
+    assert f"  {announce_url}" in notes
