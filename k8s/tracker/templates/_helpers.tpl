@@ -109,6 +109,9 @@ manages (TLS, GeoIP, Redis) set from their sections.
 {{- if .Values.redis.external.passwordSecret.name }}
 {{- $_ := set $config "redis-password-file" (include "tracker.redisPasswordFile" .) }}
 {{- end }}
+{{- if .Values.redis.external.cluster }}
+{{- $_ := set $config "redis-cluster" true }}
+{{- end }}
 {{- toJson $config }}
 {{- end }}
 
