@@ -17,8 +17,9 @@ from test_tracker_starts import tracker_help
 
 VALUES = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
 SCHEMA = json.loads((CHART_DIR / "values.schema.json").read_text())
-# Settings the Redis scale-out adds to the tracker; the chart fills them from redis:.
-REDIS_SETTINGS = {"redis-url", "redis-password-file", "redis-cluster"}
+# Settings of the tracker's Redis scale-out, which a tracker built without it lacks.
+REDIS_SETTINGS = {"redis-url", "redis-password-file", "redis-cluster", "redis-heartbeat-interval",
+                  "redis-candidates", "redis-timeout-ms"}
 
 
 def leaves(values: Any, schema: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
