@@ -197,3 +197,23 @@ def test_a_redis_url_from_a_secret_reaches_the_tracker_as_env() -> None:
 def test_install_notes_print_the_announce_url(values_file: str, announce_url: str) -> None:
     notes = render(load_values(CHART_DIR / "ci" / values_file))["tracker/templates/NOTES.txt"]
     assert f"  {announce_url}" in notes
+
+
+@pytest.mark.parametrize("kind,source", [
+    ("secret", ("secret", "secretName")),
+    ("configMap", ("configMap", "name")),
+    ("persistentVolumeClaim", ("persistentVolumeClaim", "claimName")),
+])
+def test_geoip_databases_mount_from_an_existing_volume(kind: str, source: tuple[str, str]) -> None:
+    objects = manifests({"geoip": {"mode": "existing", "existing": {"kind": kind, "name": "geo"}}})
+    deployment = find(objects, "Deployment")
+    for obj in objects:
+        validate_object(obj)
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    field, key = source
+    assert volumes["geoip"][field][key] == "geo"
+    toml = find(objects, "ConfigMap")["data"]["tracker.toml"]
+    assert 'geoip-asn = "/var/lib/geoip/GeoLite2-ASN.mmdb"' in toml
+    assert 'geoip-location = "/var/lib/geoip/GeoLite2-City.mmdb"' in toml
+    mounts = {m["name"]: m for m in tracker_container(deployment)["volumeMounts"]}
+    assert mounts["geoip"] == {"name": "geoip", "mountPath": "/var/lib/geoip", "readOnly": True}
