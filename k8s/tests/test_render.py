@@ -4,6 +4,7 @@ schemas of a current Kubernetes for each values file under k8s/tracker/ci/."""
 from __future__ import annotations
 
 import json
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -217,3 +218,14 @@ def test_geoip_databases_mount_from_an_existing_volume(kind: str, source: tuple[
     assert 'geoip-location = "/var/lib/geoip/GeoLite2-City.mmdb"' in toml
     mounts = {m["name"]: m for m in tracker_container(deployment)["volumeMounts"]}
     assert mounts["geoip"] == {"name": "geoip", "mountPath": "/var/lib/geoip", "readOnly": True}
+
+
+def test_the_packaged_chart_renders_and_leaves_the_test_values_out(tmp_path: Path) -> None:
+    archive = helm.package(CHART_DIR, destination=tmp_path)
+    with tarfile.open(archive) as tar:
+        names = tar.getnames()
+    assert "tracker/values.schema.json" in names
+    assert not [name for name in names if name.startswith("tracker/ci/")]
+    with helm.Chart.load(archive) as chart:
+        rendered = chart.render({}, name="tracker", namespace="video")
+    assert "tracker/templates/deployment.yaml" in rendered
