@@ -40,7 +40,7 @@ IDS = [path.stem for path in VALUES_FILES]
 
 
 def validate_object(obj: dict[str, Any]) -> None:
-    """Validates one object: Kubernetes' strict schema, or its CRD's schema for a custom resource."""
+    """Validates one object against Kubernetes' strict schema, or its CRD's schema."""
     crd_schema = CRD_SCHEMAS.get((obj["apiVersion"], obj["kind"]))
     if crd_schema is None:
         kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
