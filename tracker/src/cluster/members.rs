@@ -162,14 +162,14 @@ pub fn stored_value(replica: ReplicaId, connection: u64, entry: &Entry) -> Vec<u
     value
 }
 
-/// Prunes expired entries (a bounded number per call), refuses a peer id that another
-/// connection holds unless forced, writes the peer's entry, refreshes the swarm's expiry, and
-/// returns the swarm's size and seeders with up to `ARGV[6]` entries (all of them in a small
-/// swarm, a random sample in a large one).
+/// Prunes expired entries (a bounded number per call), refuses a peer id that another replica
+/// holds unless forced, writes the peer's entry, refreshes the swarm's expiry, and returns the
+/// swarm's size and seeders. (The candidates are read by a plain `HRANDFIELD` pipelined after
+/// it: returned through Lua, each entry would be converted twice.)
 ///
 /// KEYS: peers, expiry, seeds. ARGV: now (ms), expires (ms), peer id, stored value, seeder
-/// (`1`/`0`), candidates, key lifetime (ms), owner tag, force (`1`/`0`).
-/// Returns `{"taken", owner value}` or `{"ok", pruned, peers, seeders, id, value, id, value…}`.
+/// (`1`/`0`), key lifetime (ms), this replica's tag, force (`1`/`0`).
+/// Returns `{"taken", holder's value}` or `{"ok", pruned, peers, seeders}`.
 pub const ANNOUNCE_LUA: &str = r#"
 local pruned = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, 64)
 for _, id in ipairs(pruned) do
@@ -178,24 +178,14 @@ for _, id in ipairs(pruned) do
   redis.call('ZREM', KEYS[2], id)
 end
 local old = redis.call('HGET', KEYS[1], ARGV[3])
-if old and ARGV[9] == '0' and string.sub(old, 1, #ARGV[8]) ~= ARGV[8] then
+if old and ARGV[8] == '0' and string.sub(old, 1, #ARGV[7]) ~= ARGV[7] then
   return {'taken', old}
 end
 redis.call('HSET', KEYS[1], ARGV[3], ARGV[4])
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
 if ARGV[5] == '1' then redis.call('SADD', KEYS[3], ARGV[3]) else redis.call('SREM', KEYS[3], ARGV[3]) end
-for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[7]) end
-local peers = redis.call('HLEN', KEYS[1])
-local seeds = redis.call('SCARD', KEYS[3])
-local sample
-if peers <= tonumber(ARGV[6]) then
-  sample = redis.call('HGETALL', KEYS[1])
-else
-  sample = redis.call('HRANDFIELD', KEYS[1], ARGV[6], 'WITHVALUES')
-end
-local reply = {'ok', #pruned, peers, seeds}
-for _, v in ipairs(sample) do reply[#reply + 1] = v end
-return reply
+for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[6]) end
+return {'ok', #pruned, redis.call('HLEN', KEYS[1]), redis.call('SCARD', KEYS[3])}
 "#;
 
 /// [`ANNOUNCE_LUA`], called by its SHA-1.

@@ -316,33 +316,33 @@ impl Cluster {
         let ttl = self.settings.member_ttl.as_millis() as u64;
         let value = stored_value(self.replica, connection, entry);
         let mut pipeline = redis::pipe();
+        announce_command(
+            &mut pipeline,
+            info_hash,
+            peer_id,
+            &value,
+            entry.seed,
+            ttl,
+            now,
+        )
+        .arg(replica_tag(self.replica))
+        .arg(if force { "1" } else { "0" });
         pipeline
-            .cmd("EVALSHA")
-            .arg(ANNOUNCE.get_hash())
-            .arg(3)
+            .cmd("HRANDFIELD")
             .arg(swarm_key(info_hash, "peers"))
-            .arg(swarm_key(info_hash, "expiry"))
-            .arg(swarm_key(info_hash, "seeds"))
-            .arg(now)
-            .arg(now + ttl)
-            .arg(&peer_id.0[..])
-            .arg(value)
-            .arg(if entry.seed { "1" } else { "0" })
             .arg(self.settings.candidates)
-            .arg(ttl)
-            .arg(replica_tag(self.replica))
-            .arg(if force { "1" } else { "0" });
+            .arg("WITHVALUES");
         pipeline
             .cmd("SADD")
             .arg(members_key(self.replica))
             .arg(member_bytes(info_hash, peer_id))
             .ignore();
-        let (reply,): (Vec<Value>,) = self.query("announce", &pipeline).await?;
-        self.read_announce(reply)
+        let (written, sample): (Vec<Value>, Vec<Value>) = self.query("announce", &pipeline).await?;
+        self.read_announce(written, sample)
     }
 
-    fn read_announce(&self, reply: Vec<Value>) -> Option<Written> {
-        let mut items = reply.into_iter();
+    fn read_announce(&self, written: Vec<Value>, sample: Vec<Value>) -> Option<Written> {
+        let mut items = written.into_iter();
         if text(&items.next()?)? == "taken" {
             let held = RemotePeer::decode(&[0; 20], bytes(&items.next()?)?)?;
             return Some(Written::Taken(Holder {
@@ -356,8 +356,7 @@ impl Cluster {
         let peers = integer(&items.next()?)?;
         let seeders = integer(&items.next()?)?;
         let dead = self.dead_replicas();
-        let rest: Vec<Value> = items.collect();
-        let remote = rest
+        let remote = sample
             .chunks_exact(2)
             .filter_map(|pair| RemotePeer::decode(bytes(&pair[0])?, bytes(&pair[1])?))
             .filter(|peer| peer.replica != self.replica && !dead.contains(&peer.replica))
@@ -548,23 +547,20 @@ impl Cluster {
             let now = now_ms();
             for member in chunk {
                 let entry = Entry::new(&member.locality, &member.ext, member.complete);
-                pipeline
-                    .cmd("EVALSHA")
-                    .arg(ANNOUNCE.get_hash())
-                    .arg(3)
-                    .arg(swarm_key(&member.info_hash, "peers"))
-                    .arg(swarm_key(&member.info_hash, "expiry"))
-                    .arg(swarm_key(&member.info_hash, "seeds"))
-                    .arg(now)
-                    .arg(now + ttl)
-                    .arg(&member.peer_id.0[..])
-                    .arg(stored_value(self.replica, member.connection, &entry))
-                    .arg(if member.complete { "1" } else { "0" })
-                    .arg(0)
-                    .arg(ttl)
-                    .arg(replica_tag(self.replica))
-                    .arg("1")
-                    .ignore();
+                let value = stored_value(self.replica, member.connection, &entry);
+                let (info_hash, peer_id) = (&member.info_hash, &member.peer_id);
+                announce_command(
+                    &mut pipeline,
+                    info_hash,
+                    peer_id,
+                    &value,
+                    entry.seed,
+                    ttl,
+                    now,
+                )
+                .arg(replica_tag(self.replica))
+                .arg("1")
+                .ignore();
                 pipeline
                     .cmd("SADD")
                     .arg(members_key(self.replica))
@@ -618,6 +614,32 @@ impl Cluster {
         let removed = self.forget(self.replica).await;
         tracing::info!(removed, "left the cluster");
     }
+}
+
+/// Appends the announce script's call up to its last two arguments (this replica's tag and the
+/// force flag), which the caller adds.
+fn announce_command<'p>(
+    pipeline: &'p mut redis::Pipeline,
+    info_hash: &Id20,
+    peer_id: &Id20,
+    value: &[u8],
+    seed: bool,
+    ttl: u64,
+    now: u64,
+) -> &'p mut redis::Pipeline {
+    pipeline
+        .cmd("EVALSHA")
+        .arg(ANNOUNCE.get_hash())
+        .arg(3)
+        .arg(swarm_key(info_hash, "peers"))
+        .arg(swarm_key(info_hash, "expiry"))
+        .arg(swarm_key(info_hash, "seeds"))
+        .arg(now)
+        .arg(now + ttl)
+        .arg(&peer_id.0[..])
+        .arg(value)
+        .arg(if seed { "1" } else { "0" })
+        .arg(ttl)
 }
 
 fn leave_command(pipeline: &mut redis::Pipeline, info_hash: &Id20, peer_id: &Id20, owner: &str) {
