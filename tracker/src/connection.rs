@@ -491,7 +491,7 @@ impl Session {
             Some(cluster) if !self.held_by_another_connection(&announce) => {
                 let entry = Entry::new(&self.locality, &announce.ext, complete);
                 cluster
-                    .announce(&info_hash, &announce.peer_id, self.id, &entry)
+                    .announce(&info_hash, &announce.peer_id, self.id, &entry, !joined)
                     .await
             }
             _ => None,

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use support::geoip::{
     PARIS_ISP_A, PARIS_ISP_B, TOKYO_ISP_D, scratch_dir, source, write_asn_db, write_city_db,
 };
-use support::redis::RedisServer;
+use support::redis::{RedisCluster, RedisServer};
 use support::{Client, answer, id, metric, start};
 use tokio::process::{Child, Command};
 use tracker::Tracker;
@@ -385,6 +385,51 @@ async fn a_peer_id_moves_between_replicas_only_when_its_old_connection_is_gone()
     let mut offerer = Client::connect(a.local_addr()).await;
     offerer.announce(&swarm, &id(b'O', 1), 3).await;
     assert_eq!(new.recv().await["peer_id"], id(b'O', 1));
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn replicas_share_swarms_through_a_redis_cluster_that_spreads_them_over_its_nodes() {
+    let Some(cluster) = RedisCluster::start().await else {
+        return;
+    };
+    let urls = cluster.urls();
+    let on_cluster = |c: &mut tracker::Config| {
+        c.redis_url = Some(urls.clone());
+        c.redis_cluster = true;
+        c.redis_heartbeat_interval = 1;
+    };
+    let a = start(on_cluster).await;
+    let b = start(on_cluster).await;
+    // Swarms whose keys land on different nodes, each with a receiver on B and an offerer on A.
+    let mut receivers = Vec::new();
+    for n in 0..12 {
+        let swarm = id(b'C', n);
+        let mut receiver = Client::connect(b.local_addr()).await;
+        receiver.announce(&swarm, &id(b'R', n), 0).await;
+        receivers.push((swarm, receiver));
+    }
+    for (n, (swarm, receiver)) in receivers.iter_mut().enumerate() {
+        let mut offerer = Client::connect(a.local_addr()).await;
+        let reply = offerer.announce(swarm, &id(b'O', n as u8), 1).await;
+        assert_eq!(reply["incomplete"], 2, "{reply}");
+        let offer = receiver.recv().await;
+        assert_eq!(offer["peer_id"], id(b'O', n as u8));
+        receiver
+            .send(&answer(swarm, &id(b'R', n as u8), &offer))
+            .await;
+        assert_eq!(offerer.recv().await["peer_id"], id(b'R', n as u8));
+    }
+    let holding = cluster.ports().filter(|&p| cluster.keys_on(p) > 0).count();
+    assert!(
+        holding >= 2,
+        "the swarms' keys spread over {holding} node(s)"
+    );
+    assert_eq!(
+        metric(a.local_addr(), "tracker_redis_errors_total").await,
+        0.0
+    );
     a.shutdown().await;
     b.shutdown().await;
 }

@@ -3,7 +3,9 @@
 //! lists). The scenarios run one after another (they share two cores; timing is part of what
 //! they check), each about half a minute of real time.
 
-/// The tracker tests' real `redis-server` helper, shared rather than copied.
+/// The tracker tests' real `redis-server` helper, shared rather than copied (its Redis Cluster
+/// half is used by the tracker's tests only).
+#[allow(dead_code)]
 #[path = "../../../tracker/tests/support/redis.rs"]
 mod redis;
 mod support;

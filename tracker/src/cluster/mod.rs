@@ -216,16 +216,40 @@ impl Cluster {
         op: &'static str,
         pipeline: &redis::Pipeline,
     ) -> Option<T> {
+        self.query_each(op, std::slice::from_ref(pipeline))
+            .await?
+            .pop()
+    }
+
+    /// [`Cluster::query`] for pipelines on different swarms (see [`Store::query_each`]).
+    async fn query_each<T: redis::FromRedisValue>(
+        &self,
+        op: &'static str,
+        pipelines: &[redis::Pipeline],
+    ) -> Option<Vec<T>> {
         if !self.is_up() {
             return None;
         }
-        match self.store.query(op, pipeline).await {
-            Ok(value) => Some(value),
+        match self.store.query_each(op, pipelines).await {
+            Ok(values) => Some(values),
             Err(error) => {
                 self.mark_down(&error);
                 None
             }
         }
+    }
+
+    /// Adds (or removes) a peer to this replica's member set, the index that lets its entries
+    /// be removed at once when it stops or dies. Its own pipeline: the set is in another
+    /// Redis Cluster slot than the swarm.
+    fn member_set(&self, info_hash: &Id20, peer_id: &Id20, add: bool) -> redis::Pipeline {
+        let mut pipeline = redis::pipe();
+        pipeline
+            .cmd(if add { "SADD" } else { "SREM" })
+            .arg(members_key(self.replica))
+            .arg(member_bytes(info_hash, peer_id))
+            .ignore();
+        pipeline
     }
 
     fn mark_down(&self, error: &store::StoreError) {
@@ -235,16 +259,26 @@ impl Cluster {
         }
     }
 
-    /// Writes a peer's entry and reads its swarm. `None` when Redis is down.
+    /// Writes a peer's entry and reads its swarm; `joining`: the first announce of this peer on
+    /// this connection (its entry is then also indexed under this replica). `None` when Redis is
+    /// down.
     pub async fn announce(
         &self,
         info_hash: &Id20,
         peer_id: &Id20,
         connection: u64,
         entry: &Entry,
+        joining: bool,
     ) -> Option<Joined> {
+        let index = async {
+            if joining {
+                let set = self.member_set(info_hash, peer_id, true);
+                self.query::<()>("member_set", &set).await;
+            }
+        };
         let written = self.write_entry(info_hash, peer_id, connection, entry, false);
-        match written.await? {
+        let (written, ()) = tokio::join!(written, index);
+        match written? {
             Written::Swarm(view) => Some(Joined::Swarm(view)),
             // A peer id held on a replica that died is free: take it.
             Written::Taken(holder) if self.dead_replicas().contains(&holder.replica) => {
@@ -332,11 +366,6 @@ impl Cluster {
             .arg(swarm_key(info_hash, "peers"))
             .arg(self.settings.candidates)
             .arg("WITHVALUES");
-        pipeline
-            .cmd("SADD")
-            .arg(members_key(self.replica))
-            .arg(member_bytes(info_hash, peer_id))
-            .ignore();
         let (written, sample): (Vec<Value>, Vec<Value>) = self.query("announce", &pipeline).await?;
         self.read_announce(written, sample)
     }
@@ -385,12 +414,14 @@ impl Cluster {
             peer_id,
             &owner_tag(self.replica, connection),
         );
-        pipeline
-            .cmd("SREM")
-            .arg(members_key(self.replica))
-            .arg(member_bytes(info_hash, peer_id))
-            .ignore();
-        let ((_, peers, seeders),): ((u64, u64, u64),) = self.query("leave", &pipeline).await?;
+        let unindex = self.member_set(info_hash, peer_id, false);
+        let (left, ()) = tokio::join!(
+            self.query::<((u64, u64, u64),)>("leave", &pipeline),
+            async {
+                self.query::<()>("member_set", &unindex).await;
+            }
+        );
+        let ((_, peers, seeders),) = left?;
         Some(SwarmCounts {
             complete: seeders,
             incomplete: peers.saturating_sub(seeders),
@@ -399,18 +430,22 @@ impl Cluster {
 
     /// The counts of several swarms over all replicas. `None` when Redis is down.
     pub async fn counts(&self, hashes: &[Id20]) -> Option<Vec<SwarmCounts>> {
-        let mut pipeline = redis::pipe();
-        for info_hash in hashes {
-            pipeline.hlen(swarm_key(info_hash, "peers"));
-            pipeline.scard(swarm_key(info_hash, "seeds"));
-        }
-        let figures: Vec<u64> = self.query("scrape", &pipeline).await?;
+        let pipelines: Vec<redis::Pipeline> = hashes
+            .iter()
+            .map(|info_hash| {
+                let mut pipeline = redis::pipe();
+                pipeline.hlen(swarm_key(info_hash, "peers"));
+                pipeline.scard(swarm_key(info_hash, "seeds"));
+                pipeline
+            })
+            .collect();
+        let figures: Vec<(u64, u64)> = self.query_each("scrape", &pipelines).await?;
         Some(
             figures
-                .chunks_exact(2)
-                .map(|pair| SwarmCounts {
-                    complete: pair[1],
-                    incomplete: pair[0].saturating_sub(pair[1]),
+                .into_iter()
+                .map(|(peers, seeders)| SwarmCounts {
+                    complete: seeders,
+                    incomplete: peers.saturating_sub(seeders),
                 })
                 .collect(),
         )
@@ -439,11 +474,14 @@ impl Cluster {
                     }
                 }
             }
-            let mut pipeline = redis::pipe();
+            // One pipeline per channel: a Redis Cluster routes PUBLISH by its channel as by a key.
+            let mut by_replica: HashMap<ReplicaId, redis::Pipeline> = HashMap::new();
             for (replica, payload) in batch.drain(..) {
+                let pipeline = by_replica.entry(replica).or_insert_with(redis::pipe);
                 pipeline.publish(bus::channel(replica), payload).ignore();
             }
-            self.query::<()>("relay", &pipeline).await;
+            let pipelines: Vec<redis::Pipeline> = by_replica.into_values().collect();
+            self.query_each::<()>("relay", &pipelines).await;
         }
     }
 
@@ -541,14 +579,15 @@ impl Cluster {
 
     /// Writes every given peer of this replica to Redis again (after Redis came back).
     pub async fn register(&self, members: Vec<LocalMember>) -> bool {
+        let ttl = self.settings.member_ttl.as_millis() as u64;
         for chunk in members.chunks(256) {
-            let mut pipeline = redis::pipe();
-            let ttl = self.settings.member_ttl.as_millis() as u64;
             let now = now_ms();
+            let mut pipelines = Vec::with_capacity(2 * chunk.len());
             for member in chunk {
                 let entry = Entry::new(&member.locality, &member.ext, member.complete);
                 let value = stored_value(self.replica, member.connection, &entry);
                 let (info_hash, peer_id) = (&member.info_hash, &member.peer_id);
+                let mut pipeline = redis::pipe();
                 announce_command(
                     &mut pipeline,
                     info_hash,
@@ -561,13 +600,10 @@ impl Cluster {
                 .arg(replica_tag(self.replica))
                 .arg("1")
                 .ignore();
-                pipeline
-                    .cmd("SADD")
-                    .arg(members_key(self.replica))
-                    .arg(member_bytes(&member.info_hash, &member.peer_id))
-                    .ignore();
+                pipelines.push(pipeline);
+                pipelines.push(self.member_set(info_hash, peer_id, true));
             }
-            if let Err(error) = self.store.query::<()>("register", &pipeline).await {
+            if let Err(error) = self.store.query_each::<()>("register", &pipelines).await {
                 tracing::warn!(%error, "cannot write this replica's peers back to Redis");
                 return false;
             }
@@ -587,22 +623,33 @@ impl Cluster {
             return 0;
         };
         let prefix = replica_tag(replica);
-        let mut removal = redis::pipe();
-        let mut removed = 0;
-        for member in &written {
-            let (Ok(info_hash), Ok(peer_id)) = (
-                <[u8; 20]>::try_from(&member[..20.min(member.len())]),
-                <[u8; 20]>::try_from(&member[20.min(member.len())..]),
-            ) else {
-                continue;
-            };
-            leave_command(&mut removal, &Id20(info_hash), &Id20(peer_id), &prefix);
-            removal.ignore();
-            removed += 1;
-        }
-        removal.del(members_key(replica)).ignore();
-        removal.zrem(REPLICAS_KEY, replica).ignore();
-        if self.store.query::<()>("forget", &removal).await.is_err() {
+        let mut removals: Vec<redis::Pipeline> = written
+            .iter()
+            .filter_map(|member| {
+                let (info_hash, peer_id) = member.split_at_checked(20)?;
+                let (info_hash, peer_id) = (
+                    Id20(info_hash.try_into().ok()?),
+                    Id20(peer_id.try_into().ok()?),
+                );
+                let mut removal = redis::pipe();
+                leave_command(&mut removal, &info_hash, &peer_id, &prefix);
+                removal.ignore();
+                Some(removal)
+            })
+            .collect();
+        let removed = removals.len();
+        let mut index = redis::pipe();
+        index.del(members_key(replica)).ignore();
+        removals.push(index);
+        let mut listing = redis::pipe();
+        listing.zrem(REPLICAS_KEY, replica).ignore();
+        removals.push(listing);
+        if self
+            .store
+            .query_each::<()>("forget", &removals)
+            .await
+            .is_err()
+        {
             return 0;
         }
         self.metrics.redis_entries_expired.inc_by(removed as u64);

@@ -118,6 +118,18 @@ impl Store {
         result
     }
 
+    /// Sends several pipelines at once and reads their replies in order: a Redis Cluster refuses
+    /// a pipeline whose keys lie in different slots, so work on several swarms goes as one
+    /// pipeline per swarm, all in flight together (on one Redis they share the connection's
+    /// writes, so this costs about one round trip of time).
+    pub async fn query_each<T: FromRedisValue>(
+        &self,
+        op: &'static str,
+        pipelines: &[Pipeline],
+    ) -> Result<Vec<T>, StoreError> {
+        futures_util::future::try_join_all(pipelines.iter().map(|p| self.query(op, p))).await
+    }
+
     async fn round_trip<T: FromRedisValue>(
         &self,
         op: &'static str,
@@ -140,12 +152,29 @@ impl Store {
         }
     }
 
+    /// Loads every script, one command each: a Redis Cluster connection sends `SCRIPT LOAD` to
+    /// every primary when it is a command of its own (not within a pipeline).
     async fn load_scripts(&self) -> Result<(), StoreError> {
-        let mut pipeline = redis::pipe();
         for script in &self.scripts {
-            pipeline.cmd("SCRIPT").arg("LOAD").arg(*script).ignore();
+            let mut load = redis::cmd("SCRIPT");
+            load.arg("LOAD").arg(*script);
+            let sent = async {
+                match self.backend.clone() {
+                    Backend::Single(mut connection) => {
+                        load.query_async::<redis::Value>(&mut connection).await
+                    }
+                    Backend::Cluster(mut connection) => {
+                        load.query_async::<redis::Value>(&mut connection).await
+                    }
+                }
+            };
+            match tokio::time::timeout(self.timeout, sent).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => return Err(StoreError::Redis(error)),
+                Err(_) => return Err(StoreError::Timeout),
+            }
         }
-        self.round_trip::<()>("script_load", &pipeline).await
+        Ok(())
     }
 }
 
