@@ -11,30 +11,7 @@ use serde::Deserialize;
 
 use crate::metrics::Metrics;
 
-/// What the tracker knows of a client's place in the network.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Locality {
-    /// The client's address (after trusted-proxy resolution).
-    pub ip: IpAddr,
-    /// Autonomous system number (the ISP), from the ASN database.
-    pub asn: Option<u32>,
-    /// ISO 3166 country code, from the City or Country database.
-    pub country: Option<[u8; 2]>,
-    /// Latitude and longitude in degrees, from the City database.
-    pub coordinates: Option<(f32, f32)>,
-}
-
-impl Locality {
-    /// A locality known only by its address.
-    pub fn from_ip(ip: IpAddr) -> Self {
-        Self {
-            ip,
-            asn: None,
-            country: None,
-            coordinates: None,
-        }
-    }
-}
+pub use peer_matching::Locality;
 
 #[derive(Deserialize)]
 struct AsnRecord {
