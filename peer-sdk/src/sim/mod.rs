@@ -15,7 +15,7 @@ mod report;
 mod scenario;
 
 pub use report::{Report, RunReport};
-pub use scenario::{HashSource, Scenario, Uniform};
+pub use scenario::{HashSource, Matching, Scenario, Uniform};
 
 use crate::integrity::{SegmentHash, sha256};
 use crate::io::{
@@ -33,6 +33,11 @@ use std::time::Duration;
 
 /// The channel's `bufferedamountlow` threshold the simulated data channels use.
 const BUFFERED_LOW: usize = 16 * 1024;
+/// Swarm members the modelled tracker ranks per announce (the tracker's `max_candidates`).
+const MATCHING_CANDIDATES: usize = 256;
+/// Distance under which the modelled tracker counts peers as near (the tracker's `nearby_km`).
+const MATCHING_NEARBY_KM: f32 = 500.0;
+
 /// A peer with fewer connections than this re-announces to the tracker.
 const MIN_CONNECTIONS: usize = 10;
 /// Interval of re-announces.
@@ -613,7 +618,73 @@ impl<'a> World<'a> {
         (self.peers[a as usize].latency + self.peers[b as usize].latency) / 2.0
     }
 
-    /// The tracker introduces up to `peers_per_announce` random members of the swarm (never one
+    /// Whether the tracker may introduce `other` to `peer`: a live peer, one end reachable, and
+    /// no connection between them still open at either end.
+    fn connectable(&self, peer: u32, other: u32) -> bool {
+        let (a, b) = (&self.peers[peer as usize], &self.peers[other as usize]);
+        other != peer
+            && b.engine.is_some()
+            && (a.reachable || b.reachable)
+            && !a.conns.iter().any(|c| c.remote == other)
+            && !b.conns.iter().any(|c| c.remote == peer)
+    }
+
+    /// Up to `peers_per_announce` uniformly random connectable members of the swarm.
+    fn random_members(&mut self, peer: u32, rendition: u16) -> Vec<u32> {
+        let wanted = self.s.peers_per_announce;
+        let mut chosen = Vec::new();
+        for _ in 0..wanted * 4 {
+            if chosen.len() >= wanted {
+                break;
+            }
+            let swarm = &self.swarms[rendition as usize];
+            let other = swarm[self.rng.random_range(0..swarm.len())];
+            if self.connectable(peer, other) && !chosen.contains(&other) {
+                chosen.push(other);
+            }
+        }
+        chosen
+    }
+
+    /// The best `peers_per_announce` connectable members of a random window of the swarm, as
+    /// ranked by the tracker's own matching (`peer_matching::rank`).
+    fn matched(&mut self, peer: u32, rendition: u16) -> Vec<u32> {
+        let swarm = &self.swarms[rendition as usize];
+        let window = swarm.len().min(MATCHING_CANDIDATES);
+        let start = self.rng.random_range(0..swarm.len());
+        let candidates: Vec<u32> = (0..window)
+            .map(|i| swarm[(start + i) % swarm.len()])
+            .collect();
+        let from = self.locality(peer);
+        let mut ranked = Vec::with_capacity(candidates.len());
+        for other in candidates {
+            if !self.connectable(peer, other) {
+                continue;
+            }
+            let load = peer_matching::Load {
+                recent_offers: self.peers[other as usize].conns.len() as u32,
+                capacity: (self.peers[other as usize].up_bps / 8.0) as u64,
+                position: None,
+            };
+            let random = self.rng.random();
+            let to = self.locality(other);
+            let key = peer_matching::rank(&from, None, &to, load, MATCHING_NEARBY_KM, random);
+            ranked.push((key, other));
+        }
+        ranked.sort_unstable();
+        ranked.truncate(self.s.peers_per_announce);
+        ranked.into_iter().map(|(_, other)| other).collect()
+    }
+
+    /// What the tracker knows of a simulated peer: its ASN, and a distinct address.
+    fn locality(&self, peer: u32) -> peer_matching::Locality {
+        let ip = std::net::Ipv4Addr::from(0x0a00_0000 | peer);
+        let mut locality = peer_matching::Locality::from_ip(ip.into());
+        locality.asn = Some(u32::from(self.peers[peer as usize].asn) + 1);
+        locality
+    }
+
+    /// The tracker introduces up to `peers_per_announce` members of the swarm (never one
     /// still connected to `peer` at either end, as a closing connection is until both ends saw
     /// it close).
     fn introduce(&mut self, peer: u32, rendition: u16) {
@@ -625,25 +696,10 @@ impl<'a> World<'a> {
             listed_in.push(rendition);
             self.swarms[rendition as usize].push(peer);
         }
-        let wanted = self.s.peers_per_announce;
-        let mut chosen = Vec::new();
-        for _ in 0..wanted * 4 {
-            if chosen.len() >= wanted {
-                break;
-            }
-            let swarm = &self.swarms[rendition as usize];
-            let other = swarm[self.rng.random_range(0..swarm.len())];
-            let (a, b) = (&self.peers[peer as usize], &self.peers[other as usize]);
-            let connectable = other != peer
-                && b.engine.is_some()
-                && (a.reachable || b.reachable)
-                && !a.conns.iter().any(|c| c.remote == other)
-                && !b.conns.iter().any(|c| c.remote == peer)
-                && !chosen.contains(&other);
-            if connectable {
-                chosen.push(other);
-            }
-        }
+        let chosen = match self.s.matching {
+            Matching::Tracker => self.matched(peer, rendition),
+            Matching::Random => self.random_members(peer, rendition),
+        };
         for other in chosen {
             self.links += 1;
             let link = LinkId(self.links);

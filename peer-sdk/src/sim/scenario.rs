@@ -34,6 +34,16 @@ pub enum HashSource {
     Off,
 }
 
+/// How the modelled tracker picks the peers it introduces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Matching {
+    /// The tracker's own ranking (`peer-matching`): same ASN first, then nearer, less loaded peers.
+    Tracker,
+    /// Uniformly random members of the swarm, as a tracker without matching does.
+    Random,
+}
+
 /// One simulation scenario.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -82,6 +92,8 @@ pub struct Scenario {
     pub peers_per_announce: usize,
     /// Distinct ASNs the peers are spread over.
     pub asns: u16,
+    /// How the tracker picks the peers it introduces.
+    pub matching: Matching,
     /// Where trusted hashes come from.
     pub hash_source: HashSource,
     /// Independent reporters (distinct ASNs) needed for a tracker hash.
@@ -131,6 +143,7 @@ impl Default for Scenario {
             cdn_rtt_ms: 60.0,
             peers_per_announce: 10,
             asns: 20,
+            matching: Matching::Tracker,
             hash_source: HashSource::Tracker,
             tracker_agreement: 2,
             max_message_size: 262_144,
