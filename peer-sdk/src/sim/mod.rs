@@ -178,6 +178,9 @@ struct World<'a> {
     now_us: u64,
     queue: EventQueue<Ev>,
     /// The last [`LinkId`] handed out.
+    /// Data-channel bytes delivered between peers, and the part between peers of the same ASN.
+    p2p_wire_bytes: u64,
+    same_asn_wire_bytes: u64,
     links: u64,
     peers: Vec<Peer>,
     /// The tracker's members of each rendition's swarm, in order of arrival.
@@ -198,6 +201,8 @@ impl<'a> World<'a> {
             now_us: 0,
             queue: EventQueue::new(),
             links: 0,
+            p2p_wire_bytes: 0,
+            same_asn_wire_bytes: 0,
             peers: Vec::new(),
             swarms: vec![Vec::new(); s.renditions.len()],
             content: HashMap::new(),
@@ -239,6 +244,11 @@ impl<'a> World<'a> {
         }
         let mut report = report::summarise(self.s, &self.peers, self.distinct_segments());
         report.wall_secs = wall.elapsed().as_secs_f64();
+        report.same_asn_share = if self.p2p_wire_bytes > 0 {
+            self.same_asn_wire_bytes as f64 / self.p2p_wire_bytes as f64
+        } else {
+            0.0
+        };
         report
     }
 
@@ -739,6 +749,10 @@ impl<'a> World<'a> {
 
     fn deliver_message(&mut self, from: u32, to: u32, link: LinkId, bytes: &[u8]) {
         let len = bytes.len();
+        self.p2p_wire_bytes += len as u64;
+        if self.peers[from as usize].asn == self.peers[to as usize].asn {
+            self.same_asn_wire_bytes += len as u64;
+        }
         let mut low = None;
         if let Some(conn) = self.conn(from, to, link) {
             let before = conn.buffered;

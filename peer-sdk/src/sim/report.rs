@@ -61,6 +61,8 @@ pub struct RunReport {
     pub cdn_mb: f64,
     /// Bytes from peers, MB.
     pub p2p_mb: f64,
+    /// Share of the data-channel bytes between peers that went between peers of the same ASN.
+    pub same_asn_share: f64,
 }
 
 pub(super) fn summarise(s: &Scenario, peers: &[Peer], distinct_segments: u64) -> RunReport {
@@ -132,6 +134,7 @@ pub(super) fn summarise(s: &Scenario, peers: &[Peer], distinct_segments: u64) ->
         viewers: peers.len(),
         cdn_mb: cdn as f64 / 1e6,
         p2p_mb: p2p as f64 / 1e6,
+        same_asn_share: 0.0,
         wall_secs: 0.0,
     }
 }
@@ -145,7 +148,7 @@ impl fmt::Display for Report {
         )?;
         writeln!(f, "{:<26} {:>14} {:>14}", "", "p2p", "cdn-only")?;
         let (a, b) = (&self.p2p, &self.cdn_only);
-        let rows: [(&str, f64, f64, usize); 17] = [
+        let rows: [(&str, f64, f64, usize); 18] = [
             ("offload %", a.offload * 100.0, b.offload * 100.0, 1),
             (
                 "rebuffer ratio %",
@@ -223,6 +226,12 @@ impl fmt::Display for Report {
             ("cdn MB", a.cdn_mb, b.cdn_mb, 1),
             ("wall s", a.wall_secs, b.wall_secs, 1),
             ("p2p MB", a.p2p_mb, b.p2p_mb, 1),
+            (
+                "p2p same-ASN %",
+                100.0 * a.same_asn_share,
+                100.0 * b.same_asn_share,
+                1,
+            ),
         ];
         for (name, x, y, digits) in rows {
             writeln!(f, "{name:<26} {x:>14.digits$} {y:>14.digits$}")?;
