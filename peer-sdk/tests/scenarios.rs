@@ -9,7 +9,7 @@
 //! target is asserted as the issue states it. The runs are deterministic (seeded), so the
 //! figures are the same on every machine.
 
-use peer_sdk::sim::{Report, Scenario, run};
+use peer_sdk::sim::{Matching, Report, Scenario, run};
 
 /// Loads `scenarios/NAME.toml` and shrinks it to `peers` viewers and `secs` simulated seconds.
 fn shrunk(name: &str, peers: usize, secs: f64) -> Scenario {
@@ -86,4 +86,19 @@ fn reconnecting_peers_see_no_message_of_their_earlier_connection() {
     // connect the same two viewers again while their earlier connection still carries data.
     let report = run_and_show(&shrunk("live-10k", 400, 120.0));
     assert!(report.p2p.offload > 0.0, "offload {}", report.p2p.offload);
+}
+
+#[test]
+fn tracker_matching_keeps_more_bytes_inside_an_asn_than_random_matching() {
+    let mut scenario = shrunk("live-100", 60, 60.0);
+    scenario.asns = 4;
+    let matched = run(&scenario).p2p;
+    scenario.matching = Matching::Random;
+    let random = run(&scenario).p2p;
+    assert!(
+        matched.same_asn_share > random.same_asn_share + 0.15,
+        "same-ASN share: matched {} vs random {}",
+        matched.same_asn_share,
+        random.same_asn_share
+    );
 }
