@@ -92,6 +92,7 @@ fn reconnecting_peers_see_no_message_of_their_earlier_connection() {
 fn tracker_matching_keeps_more_bytes_inside_an_asn_than_random_matching() {
     let mut scenario = shrunk("live-100", 60, 60.0);
     scenario.asns = 4;
+    scenario.matching = Matching::Tracker;
     let matched = run(&scenario).p2p;
     scenario.matching = Matching::Random;
     let random = run(&scenario).p2p;

@@ -143,7 +143,7 @@ impl Default for Scenario {
             cdn_rtt_ms: 60.0,
             peers_per_announce: 10,
             asns: 20,
-            matching: Matching::Tracker,
+            matching: Matching::Random,
             hash_source: HashSource::Tracker,
             tracker_agreement: 2,
             max_message_size: 262_144,
