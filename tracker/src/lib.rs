@@ -22,7 +22,9 @@ mod remote;
 pub mod server;
 mod shared;
 pub mod stall;
+pub mod tenants;
 pub mod tls;
+pub mod token;
 
 pub use config::Config;
 pub use id::Id20;

@@ -30,6 +30,8 @@ use crate::read_ahead::ReadAhead;
 use crate::registry::{MatchingConfig, MemoryRegistry, SwarmRegistry};
 use crate::remote;
 use crate::shared::Shared;
+use crate::tenants::{TenantPass, TenantRefusal, Tenants};
+use crate::token;
 
 /// A running tracker.
 pub struct Tracker {
@@ -94,7 +96,12 @@ impl Tracker {
                 Cluster::connect(&config, Arc::clone(&metrics)).await?,
             )),
         };
+        let tenants = Tenants::open(config.tenants.as_deref())?;
+        if !tenants.is_enabled() {
+            tracing::warn!("no --tenants file: the tracker is open to every page, without tokens");
+        }
         let shared = Arc::new(Shared {
+            tenants,
             cluster,
             hashes: HashBook::new(HashConfig::from_config(&config)),
             registry,
@@ -120,6 +127,7 @@ impl Tracker {
             geoip = shared.geo.is_enabled(),
             max_connections = shared.admission.capacity(),
             replica = shared.cluster.as_ref().map(|cluster| cluster.replica()),
+            tenants = ?shared.tenants.ids(),
             "tracker listening"
         );
         Ok(Self {
@@ -142,6 +150,11 @@ impl Tracker {
     /// Reloads the GeoIP databases now (what SIGHUP does).
     pub fn reload_geoip(&self) {
         self.shared.geo.reload();
+    }
+
+    /// Rereads the tenants file now (what SIGHUP does).
+    pub fn reload_tenants(&self) {
+        self.shared.tenants.reload();
     }
 
     /// Stops accepting, tells every connected peer (WebSocket close 1001), and waits for the
@@ -212,6 +225,8 @@ enum Route {
     WebSocket {
         key: String,
         client: std::net::IpAddr,
+        token: Option<String>,
+        origin: Option<String>,
     },
     Endpoint(String),
     Invalid(&'static str),
@@ -222,13 +237,8 @@ fn route(head: &RequestHead, peer: SocketAddr, shared: &Shared) -> Route {
     let Ok(request) = head.parse(&mut slots) else {
         return Route::Invalid("malformed request");
     };
-    let path = request
-        .path
-        .unwrap_or("/")
-        .split('?')
-        .next()
-        .unwrap_or("/")
-        .to_owned();
+    let target = request.path.unwrap_or("/");
+    let path = target.split('?').next().unwrap_or("/").to_owned();
     if !http::is_websocket_upgrade(request.headers) {
         return Route::Endpoint(path);
     }
@@ -242,6 +252,8 @@ fn route(head: &RequestHead, peer: SocketAddr, shared: &Shared) -> Route {
     Route::WebSocket {
         key: key.to_owned(),
         client,
+        token: token::from_request_target(target).map(str::to_owned),
+        origin: http::header(request.headers, "origin").map(str::to_owned),
     }
 }
 
@@ -260,12 +272,57 @@ where
             http::respond(&mut stream, "400 Bad Request", "text/plain", why).await
         }
         Route::Endpoint(path) => endpoint(&shared, &mut stream, &path).await,
-        Route::WebSocket { key, client } => {
-            return upgrade(shared, stream, head, &key, client).await;
+        Route::WebSocket {
+            key,
+            client,
+            token,
+            origin,
+        } => {
+            let tenant = match admit_tenant(&shared, token.as_deref(), origin.as_deref()) {
+                Ok(tenant) => tenant,
+                Err(refusal) => {
+                    let (status, body) = refusal.response();
+                    http::respond(&mut stream, status, "text/plain", body)
+                        .await
+                        .unwrap_or_else(
+                            |error| tracing::debug!(%peer, %error, "HTTP response failed"),
+                        );
+                    return;
+                }
+            };
+            return upgrade(shared, stream, head, &key, client, tenant).await;
         }
     };
     if let Err(error) = result {
         tracing::debug!(%peer, %error, "HTTP response failed");
+    }
+}
+
+/// The tenant of an upgrade, when a tenants file is loaded; a refusal is counted.
+fn admit_tenant(
+    shared: &Shared,
+    token: Option<&str>,
+    origin: Option<&str>,
+) -> Result<Option<TenantPass>, TenantRefusal> {
+    if !shared.tenants.is_enabled() {
+        return Ok(None);
+    }
+    match shared.tenants.admit(token, origin) {
+        Ok(pass) => Ok(Some(pass)),
+        Err((tenant, refusal)) => {
+            let tenant = tenant.as_deref().unwrap_or("-");
+            shared
+                .metrics
+                .tenant_refusals
+                .with_label_values(&[tenant, refusal.label()])
+                .inc();
+            shared
+                .metrics
+                .rejected
+                .with_label_values(&[refusal.label()])
+                .inc();
+            Err(refusal)
+        }
     }
 }
 
@@ -275,6 +332,7 @@ async fn upgrade<S>(
     head: RequestHead,
     key: &str,
     client: std::net::IpAddr,
+    tenant: Option<TenantPass>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -299,7 +357,7 @@ async fn upgrade<S>(
     let stream = ReadAhead::new(stream);
     let socket =
         WebSocketStream::from_partially_read(stream, head.into_rest(), Role::Server, config).await;
-    connection::run(shared, socket, client, slot).await;
+    connection::run(shared, socket, client, slot, tenant).await;
 }
 
 /// Answers an upgrade that [`Admission`] refused, and counts it.
@@ -361,7 +419,7 @@ async fn endpoint<S: AsyncWrite + Unpin>(
     }
 }
 
-/// Expires silent peers and old hash reports, and reloads changed GeoIP files.
+/// Expires silent peers and old hash reports, and reloads changed GeoIP and tenants files.
 async fn housekeeping(shared: Arc<Shared>) {
     let peer_timeout = Duration::from_secs(shared.config.peer_timeout);
     let expiry_tick = (peer_timeout / 4).clamp(Duration::from_millis(200), Duration::from_secs(15));
@@ -377,7 +435,10 @@ async fn housekeeping(shared: Arc<Shared>) {
                 shared.metrics.peers_expired.inc_by(expired as u64);
                 shared.hashes.expire();
             }
-            _ = reload.tick() => shared.geo.reload_changed(),
+            _ = reload.tick() => {
+                shared.geo.reload_changed();
+                shared.tenants.reload_changed();
+            }
         }
     }
 }
