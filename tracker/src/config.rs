@@ -40,6 +40,11 @@ pub struct Config {
     #[arg(long, env = "TRACKER_LISTEN", default_value = "0.0.0.0:8000")]
     pub listen: SocketAddr,
 
+    /// Separate address serving `/metrics` (plain HTTP); the public port then answers it with
+    /// 404. Without it `/metrics` is served on --listen.
+    #[arg(long, env = "TRACKER_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// PEM certificate chain; with --tls-key, serves wss:// and https:// instead of ws:// and http://.
     #[arg(
         long,

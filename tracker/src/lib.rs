@@ -14,6 +14,7 @@ pub mod limits;
 mod liveness;
 pub mod matching;
 pub mod metrics;
+mod metrics_listener;
 pub mod protocol;
 pub mod read_ahead;
 pub mod registry;

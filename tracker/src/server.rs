@@ -26,6 +26,7 @@ use crate::hashes::{HashBook, HashConfig};
 use crate::http::{self, RequestHead};
 use crate::limits::{Admission, Refused};
 use crate::metrics::Metrics;
+use crate::metrics_listener;
 use crate::read_ahead::ReadAhead;
 use crate::registry::{MatchingConfig, MemoryRegistry, SwarmRegistry};
 use crate::remote;
@@ -37,6 +38,7 @@ use crate::token;
 pub struct Tracker {
     shared: Arc<Shared>,
     local_addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     accept: JoinHandle<()>,
 }
 
@@ -64,6 +66,14 @@ impl Tracker {
         config: Config,
         registry: Arc<dyn SwarmRegistry>,
     ) -> anyhow::Result<Self> {
+        let metrics_listener = match config.metrics_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} for metrics"))?,
+            ),
+            None => None,
+        };
         let metrics = Arc::new(Metrics::new());
         let geo = GeoIp::open(
             config.geoip_asn.as_deref(),
@@ -120,10 +130,21 @@ impl Tracker {
         if let Some(cluster) = &shared.cluster {
             join_cluster(&shared, cluster).await;
         }
+        let metrics_addr = match metrics_listener {
+            Some(listener) => {
+                let addr = listener.local_addr()?;
+                shared
+                    .tasks
+                    .spawn(metrics_listener::serve(listener, Arc::clone(&shared)));
+                Some(addr)
+            }
+            None => None,
+        };
         let accept = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
         tracing::info!(
             %local_addr,
             tls = shared.tls.is_some(),
+            metrics = ?metrics_addr,
             geoip = shared.geo.is_enabled(),
             max_connections = shared.admission.capacity(),
             replica = shared.cluster.as_ref().map(|cluster| cluster.replica()),
@@ -133,6 +154,7 @@ impl Tracker {
         Ok(Self {
             shared,
             local_addr,
+            metrics_addr,
             accept,
         })
     }
@@ -140,6 +162,11 @@ impl Tracker {
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address of the separate metrics port (`--metrics-listen`), when there is one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// The tracker's metrics.
@@ -408,11 +435,8 @@ async fn endpoint<S: AsyncWrite + Unpin>(
             .await
         }
         "/readyz" => http::respond(stream, "200 OK", "text/plain", "ready\n").await,
-        "/metrics" => {
-            let totals = shared.registry.totals();
-            shared.metrics.swarms.set(totals.swarms as i64);
-            shared.metrics.peers.set(totals.peers as i64);
-            let body = shared.metrics.render();
+        "/metrics" if shared.config.metrics_listen.is_none() => {
+            let body = metrics_listener::render(shared);
             http::respond(stream, "200 OK", "text/plain; version=0.0.4", &body).await
         }
         _ => http::respond(stream, "404 Not Found", "text/plain", "not found\n").await,
