@@ -148,6 +148,14 @@ pub struct Config {
     #[arg(long, env = "TRACKER_MAX_PENDING_OFFERS", default_value_t = 64)]
     pub max_pending_offers: usize,
 
+    /// Offers one peer may relay to one receiving peer per second (more are dropped).
+    #[arg(long, env = "TRACKER_MAX_OFFERS_PER_PAIR", default_value_t = 5)]
+    pub max_offers_per_pair: u32,
+
+    /// Offers one receiving peer is relayed per second from all senders (more are dropped).
+    #[arg(long, env = "TRACKER_MAX_OFFERS_PER_RECEIVER", default_value_t = 20)]
+    pub max_offers_per_receiver: u32,
+
     /// Messages queued for one connection before further ones are dropped.
     #[arg(long, env = "TRACKER_OUTGOING_QUEUE", default_value_t = 64)]
     pub outgoing_queue: usize,

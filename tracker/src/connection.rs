@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use crate::cluster::{BusMessage, Entry, Holder, Joined};
 use crate::geo::Locality;
 use crate::id::Id20;
-use crate::limits::{ConnectionSlot, RateLimiter, Strikes};
+use crate::limits::{ConnectionSlot, OfferBudget, RateLimiter, Strikes};
 use crate::liveness::{Due, Liveness};
 use crate::matching::Group;
 use crate::protocol::{
@@ -130,6 +130,8 @@ struct Session {
     /// pool several peers on one socket).
     memberships: Vec<(Id20, Id20)>,
     pending: VecDeque<PendingOffer>,
+    /// Offers relayed to this client per second, by sender and in all.
+    incoming_offers: OfferBudget,
     limiter: RateLimiter,
     strikes: Strikes,
     abusive: bool,
@@ -326,12 +328,14 @@ where
     for reply in replies {
         socket.feed(Message::text(reply)).await?;
     }
-    if let Some(delivery) = first {
-        socket.feed(session.on_delivery(delivery)).await?;
+    if let Some(message) = first.and_then(|delivery| session.on_delivery(delivery)) {
+        socket.feed(message).await?;
     }
     for _ in 0..DELIVERY_BATCH {
         let Ok(next) = inbox.try_recv() else { break };
-        socket.feed(session.on_delivery(next)).await?;
+        if let Some(message) = session.on_delivery(next) {
+            socket.feed(message).await?;
+        }
     }
     socket.flush().await
 }
@@ -407,6 +411,10 @@ impl Session {
             strikes: Strikes::new(config.max_strikes, Duration::from_secs(60)),
             memberships: Vec::new(),
             pending: VecDeque::new(),
+            incoming_offers: OfferBudget::new(
+                config.max_offers_per_pair,
+                config.max_offers_per_receiver,
+            ),
             abusive: false,
             contest: None,
             probes: Vec::new(),
@@ -915,16 +923,25 @@ impl Session {
         vec![protocol::to_json(&reply)]
     }
 
-    /// The frame to send for `delivery`. Remembers a relayed offer (bounded, oldest first out)
-    /// and a probe (answered with the next frame from the client).
-    fn on_delivery(&mut self, delivery: Delivery) -> Message {
+    /// The frame to send for `delivery`, if any. Remembers a relayed offer (bounded, oldest
+    /// first out) unless it is beyond the [`OfferBudget`], and a probe (answered with the next
+    /// frame from the client).
+    fn on_delivery(&mut self, delivery: Delivery) -> Option<Message> {
         let tracked = match delivery {
-            Delivery::Answer(text) => return Message::text(String::from(text)),
+            Delivery::Answer(text) => return Some(Message::text(String::from(text))),
             Delivery::Tracked(tracked) => *tracked,
         };
         match tracked {
             Tracked::Offer(mut offer) => {
                 let now = Instant::now();
+                if !self.incoming_offers.allow(offer.from, now) {
+                    self.shared
+                        .metrics
+                        .rejected
+                        .with_label_values(&["offers_to_receiver"])
+                        .inc();
+                    return None;
+                }
                 // Every offer gets the same timeout, so the expired ones are at the front.
                 while self.pending.front().is_some_and(|p| p.expires <= now) {
                     self.pending.pop_front();
@@ -935,13 +952,13 @@ impl Session {
                 let text = std::mem::take(&mut offer.json);
                 let expires = now + Duration::from_secs(self.shared.config.offer_timeout);
                 self.pending.push_back(PendingOffer { offer, expires });
-                Message::text(text)
+                Some(Message::text(text))
             }
             Tracked::Probe(answer) => {
                 // Probers that gave up need no answer; this bounds the list.
                 self.probes.retain(|probe| !probe.is_closed());
                 self.probes.push(answer);
-                Message::Ping(Default::default())
+                Some(Message::Ping(Default::default()))
             }
         }
     }

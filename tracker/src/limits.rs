@@ -1,11 +1,14 @@
 //! Rate and count limits that keep one client from hurting the others.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
+
+use crate::id::Id20;
 
 /// A token bucket: `rate` messages per second on average, bursts of up to `burst`.
 #[derive(Debug)]
@@ -39,6 +42,51 @@ impl RateLimiter {
         } else {
             false
         }
+    }
+}
+
+/// The relayed offers one receiver takes per second: at most `per_receiver` in all and
+/// `per_sender` from one offering peer, so that one sender cannot flood a chosen peer and push
+/// the offers of the others out of its pending list. Offers beyond are dropped.
+#[derive(Debug)]
+pub struct OfferBudget {
+    per_sender: u32,
+    per_receiver: u32,
+    window_start: Instant,
+    total: u32,
+    /// Offers this second by sender; at most `per_receiver` entries.
+    by_sender: HashMap<Id20, u32>,
+}
+
+impl OfferBudget {
+    /// A budget of `per_sender` and `per_receiver` offers per second.
+    pub fn new(per_sender: u32, per_receiver: u32) -> Self {
+        Self {
+            per_sender,
+            per_receiver,
+            window_start: Instant::now(),
+            total: 0,
+            by_sender: HashMap::new(),
+        }
+    }
+
+    /// Takes one offer from `sender` if both budgets allow it.
+    pub fn allow(&mut self, sender: Id20, now: Instant) -> bool {
+        if now.saturating_duration_since(self.window_start) >= Duration::from_secs(1) {
+            self.window_start = now;
+            self.total = 0;
+            self.by_sender.clear();
+        }
+        if self.total >= self.per_receiver {
+            return false;
+        }
+        let from_sender = self.by_sender.entry(sender).or_default();
+        if *from_sender >= self.per_sender {
+            return false;
+        }
+        *from_sender += 1;
+        self.total += 1;
+        true
     }
 }
 
@@ -170,6 +218,19 @@ impl Drop for ConnectionSlot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_offer_budget_caps_each_sender_and_the_total_per_second() {
+        let mut budget = OfferBudget::new(2, 3);
+        let start = Instant::now();
+        let (a, b, c) = (Id20([1; 20]), Id20([2; 20]), Id20([3; 20]));
+        assert!(budget.allow(a, start) && budget.allow(a, start));
+        assert!(!budget.allow(a, start), "a third offer from one sender");
+        assert!(budget.allow(b, start));
+        assert!(!budget.allow(c, start), "a fourth offer in all");
+        let later = start + Duration::from_secs(1);
+        assert!(budget.allow(a, later) && budget.allow(c, later));
+    }
 
     #[test]
     fn bucket_allows_burst_then_rate() {

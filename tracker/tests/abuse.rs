@@ -1,0 +1,75 @@
+//! Abuse limits: each abuse reproduced, and the victim shown unaffected with the limit on.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use support::{Client, answer, id, start};
+
+/// Offers the receiver's pending list holds in these tests.
+const PENDING: usize = 8;
+
+/// A receiver holds an honest offer while an attacker floods it with 30 offers; returns how
+/// many of the attacker's offers reached the receiver and whether the honest offerer still got
+/// the receiver's answer.
+async fn flood_a_receiver(max_offers_per_pair: u32) -> (usize, bool) {
+    let tracker = start(|config| {
+        config.max_pending_offers = PENDING;
+        config.max_offers_per_pair = max_offers_per_pair;
+        config.max_offers_per_receiver = 1000;
+    })
+    .await;
+    let addr = tracker.local_addr();
+    let swarm = id(b'S', 1);
+    let mut receiver = Client::connect(addr).await;
+    receiver.announce(&swarm, &id(b'R', 1), 0).await;
+    let mut honest = Client::connect(addr).await;
+    honest.announce(&swarm, &id(b'H', 2), 1).await;
+    let honest_offer = receiver.recv().await;
+    assert_eq!(honest_offer["peer_id"], id(b'H', 2).as_str());
+
+    let mut attacker = Client::connect(addr).await;
+    for _ in 0..30 {
+        // Two offers: one reaches the receiver, the other the honest peer.
+        attacker
+            .send(&support::announce(&swarm, &id(b'A', 3), 2))
+            .await;
+    }
+    for _ in 0..30 {
+        attacker.recv_action_reply().await;
+    }
+    let mut from_attacker = 0;
+    while let Some(message) = receiver.try_recv(Duration::from_millis(300)).await {
+        from_attacker += usize::from(message["peer_id"] == id(b'A', 3).as_str());
+    }
+    receiver
+        .send(&answer(&swarm, &id(b'R', 1), &honest_offer))
+        .await;
+    let answered = answer_arrives(&mut honest).await;
+    tracker.shutdown().await;
+    (from_attacker, answered)
+}
+
+/// Whether an answer reaches `client` (skipping offers relayed to it meanwhile).
+async fn answer_arrives(client: &mut Client) -> bool {
+    while let Some(message) = client.try_recv(Duration::from_secs(1)).await {
+        if message.get("answer").is_some_and(Value::is_object) {
+            return true;
+        }
+    }
+    false
+}
+
+#[tokio::test]
+async fn a_flood_of_offers_from_one_peer_no_longer_evicts_the_receivers_real_offers() {
+    // Without a per-pair budget the flood pushes the honest offer out of the receiver's pending
+    // list, and the receiver's answer to it is refused.
+    let (flooded, answered) = flood_a_receiver(1000).await;
+    assert_eq!(flooded, 30);
+    assert!(!answered, "the abuse did not reproduce");
+    // With it, the attacker gets five offers through and the honest peer its answer.
+    let (flooded, answered) = flood_a_receiver(5).await;
+    assert_eq!(flooded, 5);
+    assert!(answered, "the honest offer was evicted");
+}
