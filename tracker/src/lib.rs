@@ -23,6 +23,7 @@ mod remote;
 pub mod server;
 mod shared;
 pub mod stall;
+mod supervisor;
 pub mod tenants;
 pub mod tls;
 pub mod token;

@@ -53,6 +53,8 @@ pub struct Metrics {
     pub redis_entries_expired: IntCounter,
     /// Offers and answers received from other replicas and delivered to a peer of this one.
     pub relayed_across_replicas: IntCounterVec,
+    /// Restarts of the housekeeping task after it failed.
+    pub housekeeping_restarts: IntCounter,
     /// Open connections, by tenant.
     pub tenant_connections: IntGaugeVec,
     /// Announces, by tenant.
@@ -140,6 +142,11 @@ impl Metrics {
                 &r,
                 "deliveries_dropped_total",
                 "Messages dropped because the receiving peer's queue was full",
+            ),
+            housekeeping_restarts: counter(
+                &r,
+                "housekeeping_restarts_total",
+                "Restarts of the housekeeping task after it failed",
             ),
             tenant_connections: gauge_vec(
                 &r,

@@ -31,6 +31,7 @@ use crate::read_ahead::ReadAhead;
 use crate::registry::{MatchingConfig, MemoryRegistry, SwarmRegistry};
 use crate::remote;
 use crate::shared::Shared;
+use crate::supervisor;
 use crate::tenants::{TenantPass, TenantRefusal, Tenants};
 use crate::token;
 
@@ -126,7 +127,12 @@ impl Tracker {
             config,
         });
         let local_addr = listener.local_addr()?;
-        shared.tasks.spawn(housekeeping(Arc::clone(&shared)));
+        let housekeeper = Arc::clone(&shared);
+        shared.tasks.spawn(supervisor::supervise(
+            "housekeeping",
+            shared.metrics.housekeeping_restarts.clone(),
+            move || housekeeping(Arc::clone(&housekeeper)),
+        ));
         if let Some(cluster) = &shared.cluster {
             join_cluster(&shared, cluster).await;
         }

@@ -73,3 +73,47 @@ async fn a_flood_of_offers_from_one_peer_no_longer_evicts_the_receivers_real_off
     assert_eq!(flooded, 5);
     assert!(answered, "the honest offer was evicted");
 }
+
+/// A copy of the ASN database at `path` with most of its search tree cut out and its metadata
+/// intact: `maxminddb` opens it and then panics on lookups.
+fn corrupt_copy(path: &std::path::Path) -> Vec<u8> {
+    let bytes = std::fs::read(path).unwrap();
+    let marker = b"\xab\xcd\xefMaxMind.com";
+    let metadata = bytes
+        .windows(marker.len())
+        .rposition(|window| window == marker)
+        .unwrap();
+    let mut corrupt = bytes[..16].to_vec();
+    corrupt.extend_from_slice(&bytes[metadata..]);
+    corrupt
+}
+
+#[tokio::test]
+async fn a_corrupt_geoip_file_is_refused_at_reload_and_the_loaded_one_stays() {
+    use support::geoip::{ALL, PARIS_ISP_A, scratch_dir, source, write_asn_db};
+    let path = scratch_dir("abuse-geoip").join("asn.mmdb");
+    write_asn_db(&path, &ALL);
+    let corrupt = corrupt_copy(&path);
+    // The abuse: the library opens the corrupt file, and a lookup panics.
+    let reader = maxminddb::Reader::from_source(corrupt.clone()).expect("metadata intact");
+    let ip = source(&PARIS_ISP_A, 1);
+    let lookup = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = reader.lookup(ip);
+    }));
+    assert!(lookup.is_err(), "the corrupt file no longer panics lookups");
+
+    let tracker = start(|config| config.geoip_asn = Some(path.clone())).await;
+    let addr = tracker.local_addr();
+    std::fs::write(&path, &corrupt).unwrap();
+    tracker.reload_geoip();
+    let mut client = Client::connect_from(addr, ip).await;
+    let reply = client.announce(&id(b'S', 1), &id(b'A', 1), 0).await;
+    assert_eq!(reply["interval"], 120, "{reply}");
+    let hits = r#"tracker_geoip_lookups_total{database="asn",result="hit"}"#;
+    assert_eq!(
+        support::metric(addr, hits).await,
+        1.0,
+        "the loaded database stays in use"
+    );
+    tracker.shutdown().await;
+}
