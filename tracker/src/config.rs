@@ -131,6 +131,19 @@ pub struct Config {
     #[arg(long, env = "TRACKER_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
     pub max_connections_per_ip: u32,
 
+    /// Most open connections from one IPv6 /56 (over all its /64s).
+    #[arg(
+        long,
+        env = "TRACKER_MAX_CONNECTIONS_PER_IPV6_56",
+        default_value_t = 1024
+    )]
+    pub max_connections_per_ipv6_56: u32,
+
+    /// Most connections from one address still in their TLS or HTTP handshake (the address
+    /// that connects: a trusted proxy is not limited).
+    #[arg(long, env = "TRACKER_MAX_HANDSHAKES_PER_IP", default_value_t = 64)]
+    pub max_handshakes_per_ip: u32,
+
     /// Messages per second one connection may send on average (bursts of ten seconds' worth).
     #[arg(long, env = "TRACKER_MAX_MESSAGES_PER_SECOND", default_value_t = 50)]
     pub max_messages_per_second: u32,

@@ -24,7 +24,7 @@ use crate::fd_limit;
 use crate::geo::GeoIp;
 use crate::hashes::{HashBook, HashConfig};
 use crate::http::{self, RequestHead};
-use crate::limits::{Admission, Refused};
+use crate::limits::{Admission, ConnectionSlot, Refused};
 use crate::metrics::Metrics;
 use crate::metrics_listener;
 use crate::read_ahead::ReadAhead;
@@ -98,6 +98,12 @@ impl Tracker {
         let admission = Arc::new(Admission::new(
             max_connections,
             config.max_connections_per_ip,
+            config.max_connections_per_ipv6_56,
+        ));
+        let handshakes = Arc::new(Admission::new(
+            u32::MAX,
+            config.max_handshakes_per_ip,
+            u32::MAX,
         ));
         metrics.connection_capacity.set(i64::from(max_connections));
         metrics.redis_up.set(1);
@@ -120,6 +126,7 @@ impl Tracker {
             metrics,
             shutdown: CancellationToken::new(),
             admission,
+            handshakes,
             tasks: TaskTracker::new(),
             next_connection: AtomicU64::new(1),
             websocket,
@@ -218,8 +225,13 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         };
         match accepted {
             Ok((stream, peer)) => {
+                let Some(handshake) = admit_handshake(&shared, peer) else {
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
-                shared.tasks.spawn(serve(Arc::clone(&shared), stream, peer));
+                shared
+                    .tasks
+                    .spawn(serve(Arc::clone(&shared), stream, peer, handshake));
             }
             Err(error) => {
                 // Typically out of file descriptors: back off instead of spinning.
@@ -230,12 +242,40 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
-async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
+/// Counts a connection in its handshakes against its address (the connecting one: a trusted
+/// proxy is not limited, its clients are counted once their address is known); `None` when the
+/// address has too many handshakes open, and the connection is then closed at once.
+fn admit_handshake(shared: &Shared, peer: SocketAddr) -> Option<Option<ConnectionSlot>> {
+    let proxies = &shared.config.trusted_proxies;
+    if proxies.iter().any(|network| network.contains(&peer.ip())) {
+        return Some(None);
+    }
+    match shared.handshakes.admit(peer.ip()) {
+        Ok(slot) => Some(Some(slot)),
+        Err(_) => {
+            shared
+                .metrics
+                .rejected
+                .with_label_values(&["handshakes_per_ip"])
+                .inc();
+            None
+        }
+    }
+}
+
+/// Serves one accepted connection; `handshake` holds its place among its address's handshakes
+/// until the request head is read.
+async fn serve(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    handshake: Option<ConnectionSlot>,
+) {
     match shared.tls.clone() {
         // Boxed: a TLS session's future is several times larger than a plain one, and the task
         // of every plain connection would otherwise be sized for it.
-        Some(acceptor) => Box::pin(serve_tls(shared, acceptor, stream, peer)).await,
-        None => serve_stream(shared, stream, peer).await,
+        Some(acceptor) => Box::pin(serve_tls(shared, acceptor, stream, peer, handshake)).await,
+        None => serve_stream(shared, stream, peer, handshake).await,
     }
 }
 
@@ -244,10 +284,11 @@ async fn serve_tls(
     acceptor: TlsAcceptor,
     stream: TcpStream,
     peer: SocketAddr,
+    handshake: Option<ConnectionSlot>,
 ) {
     let limit = Duration::from_secs(shared.config.handshake_timeout);
     match tokio::time::timeout(limit, acceptor.accept(stream)).await {
-        Ok(Ok(tls)) => serve_stream(shared, tls, peer).await,
+        Ok(Ok(tls)) => serve_stream(shared, tls, peer, handshake).await,
         Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
     }
@@ -290,8 +331,12 @@ fn route(head: &RequestHead, peer: SocketAddr, shared: &Shared) -> Route {
     }
 }
 
-async fn serve_stream<S>(shared: Arc<Shared>, mut stream: S, peer: SocketAddr)
-where
+async fn serve_stream<S>(
+    shared: Arc<Shared>,
+    mut stream: S,
+    peer: SocketAddr,
+    handshake: Option<ConnectionSlot>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let limit = Duration::from_secs(shared.config.handshake_timeout);
@@ -300,6 +345,7 @@ where
         Ok(Err(error)) => return tracing::debug!(%peer, %error, "no usable request"),
         Err(_) => return tracing::debug!(%peer, "request head timed out"),
     };
+    drop(handshake);
     let result = match route(&head, peer, &shared) {
         Route::Invalid(why) => {
             http::respond(&mut stream, "400 Bad Request", "text/plain", why).await

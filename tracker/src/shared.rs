@@ -37,6 +37,8 @@ pub struct Shared {
     pub cluster: Option<Arc<Cluster>>,
     /// Connection admission.
     pub admission: Arc<Admission>,
+    /// Connections in their TLS or HTTP handshake, per connecting address.
+    pub handshakes: Arc<Admission>,
     /// Every connection's task.
     pub tasks: TaskTracker,
     /// The next connection id.

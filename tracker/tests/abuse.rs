@@ -117,3 +117,45 @@ async fn a_corrupt_geoip_file_is_refused_at_reload_and_the_loaded_one_stays() {
     );
     tracker.shutdown().await;
 }
+
+#[tokio::test]
+async fn half_open_handshakes_from_one_address_are_capped_and_others_still_connect() {
+    use tokio::io::AsyncReadExt;
+    let tracker = start(|config| config.max_handshakes_per_ip = 4).await;
+    let addr = tracker.local_addr();
+    let attacker: std::net::IpAddr = "127.0.0.5".parse().unwrap();
+    let mut stalled = Vec::new();
+    for _ in 0..4 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(std::net::SocketAddr::new(attacker, 0)).unwrap();
+        stalled.push(socket.connect(addr).await.unwrap());
+    }
+    // Let the tracker accept the four before the fifth arrives.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(std::net::SocketAddr::new(attacker, 0)).unwrap();
+    let mut fifth = socket.connect(addr).await.unwrap();
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(Duration::from_secs(2), fifth.read(&mut byte)).await;
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "the fifth handshake was not closed"
+    );
+
+    let victim: std::net::IpAddr = "127.0.0.6".parse().unwrap();
+    let mut client = Client::connect_from(addr, victim).await;
+    assert_eq!(
+        client.announce(&id(b'S', 1), &id(b'V', 1), 0).await["interval"],
+        120
+    );
+    // Once a stalled handshake ends, the address may connect again.
+    drop(stalled.pop());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut again = Client::connect_from(addr, attacker).await;
+    assert_eq!(
+        again.announce(&id(b'S', 1), &id(b'A', 1), 0).await["interval"],
+        120
+    );
+    drop(stalled);
+    tracker.shutdown().await;
+}
