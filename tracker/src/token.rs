@@ -90,7 +90,11 @@ pub fn parse(token: &str) -> Result<Claims<'_>, TokenError> {
     })
 }
 
+/// Lowercase hex only, so that each token has one spelling.
 fn decode_hex<const N: usize>(text: &str) -> Result<[u8; N], TokenError> {
+    if !text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Err(TokenError::Malformed);
+    }
     let mut bytes = [0u8; N];
     hex::decode_to_slice(text, &mut bytes).map_err(|_| TokenError::Malformed)?;
     Ok(bytes)
@@ -189,6 +193,7 @@ mod tests {
             "v1.acme.99999999999999999999999..00",
             "v1.acme.1.abc.00",
             "v1.acme.1...00",
+            "v1.acme.1..6663B7980B10F1A34AAF6122BA7B3C324507DCC847A882359D247DEABAA9DF52",
         ] {
             assert_eq!(parse(bad), Err(TokenError::Malformed), "{bad:?}");
         }
