@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use ipnet::IpNet;
 
 /// How logs are written.
@@ -39,6 +39,11 @@ pub struct Config {
     /// Address for the WebSocket (at `/`) and the HTTP endpoints (`/healthz`, `/readyz`, `/metrics`).
     #[arg(long, env = "TRACKER_LISTEN", default_value = "0.0.0.0:8000")]
     pub listen: SocketAddr,
+
+    /// Separate address serving `/metrics` (plain HTTP); the public port then answers it with
+    /// 404. Without it `/metrics` is served on --listen.
+    #[arg(long, env = "TRACKER_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
 
     /// PEM certificate chain; with --tls-key, serves wss:// and https:// instead of ws:// and http://.
     #[arg(
@@ -126,6 +131,19 @@ pub struct Config {
     #[arg(long, env = "TRACKER_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
     pub max_connections_per_ip: u32,
 
+    /// Most open connections from one IPv6 /56 (over all its /64s).
+    #[arg(
+        long,
+        env = "TRACKER_MAX_CONNECTIONS_PER_IPV6_56",
+        default_value_t = 1024
+    )]
+    pub max_connections_per_ipv6_56: u32,
+
+    /// Most connections from one address still in their TLS or HTTP handshake (the address
+    /// that connects: a trusted proxy is not limited).
+    #[arg(long, env = "TRACKER_MAX_HANDSHAKES_PER_IP", default_value_t = 64)]
+    pub max_handshakes_per_ip: u32,
+
     /// Messages per second one connection may send on average (bursts of ten seconds' worth).
     #[arg(long, env = "TRACKER_MAX_MESSAGES_PER_SECOND", default_value_t = 50)]
     pub max_messages_per_second: u32,
@@ -142,6 +160,14 @@ pub struct Config {
     /// Offers a connection remembers while waiting for their answers.
     #[arg(long, env = "TRACKER_MAX_PENDING_OFFERS", default_value_t = 64)]
     pub max_pending_offers: usize,
+
+    /// Offers one peer may relay to one receiving peer per second (more are dropped).
+    #[arg(long, env = "TRACKER_MAX_OFFERS_PER_PAIR", default_value_t = 5)]
+    pub max_offers_per_pair: u32,
+
+    /// Offers one receiving peer is relayed per second from all senders (more are dropped).
+    #[arg(long, env = "TRACKER_MAX_OFFERS_PER_RECEIVER", default_value_t = 20)]
+    pub max_offers_per_receiver: u32,
 
     /// Messages queued for one connection before further ones are dropped.
     #[arg(long, env = "TRACKER_OUTGOING_QUEUE", default_value_t = 64)]
@@ -205,6 +231,12 @@ pub struct Config {
     #[arg(long, env = "TRACKER_HANDSHAKE_TIMEOUT", default_value_t = 10)]
     pub handshake_timeout: u64,
 
+    /// TOML file of tenants (`[[tenant]]` tables with `id`, `origins`, `secret` and optional
+    /// quotas), reloaded when it changes and on SIGHUP. With it every connection needs a tenant
+    /// token (`/?token=...`) and an allowed `Origin`; without it the tracker is open to every page.
+    #[arg(long, env = "TRACKER_TENANTS", value_name = "PATH", global = true)]
+    pub tenants: Option<PathBuf>,
+
     /// Log filter (tracing `EnvFilter` syntax, e.g. `info` or `tracker=debug`).
     #[arg(long, env = "TRACKER_LOG", default_value = "info")]
     pub log: String,
@@ -212,6 +244,55 @@ pub struct Config {
     /// Log format.
     #[arg(long, env = "TRACKER_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+
+    /// What to do instead of serving.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands: without one, the tracker serves.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Prints a token for a tenant of the --tenants file, signed with its secret.
+    Token(TokenArgs),
+}
+
+/// The arguments of `tracker token`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TokenArgs {
+    /// The tenant's id.
+    #[arg(long)]
+    pub tenant: String,
+
+    /// How long the token is valid: a number with `s`, `m`, `h` or `d` (e.g. `1h`).
+    #[arg(long, default_value = "1h", value_parser = parse_ttl)]
+    pub ttl: Duration,
+
+    /// Limit the token to one swarm: its info hash as 40 hex digits.
+    #[arg(long, value_name = "HEX")]
+    pub swarm: Option<String>,
+}
+
+/// Parses a duration such as `90s`, `15m`, `1h` or `7d`.
+fn parse_ttl(text: &str) -> Result<Duration, String> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?}: expected e.g. 1h"))?;
+    let seconds = match unit {
+        "s" | "" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{text:?}: the unit must be s, m, h or d")),
+    };
+    number
+        .checked_mul(seconds)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("{text:?}: too long"))
 }
 
 impl Config {
@@ -325,6 +406,20 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(config.max_offers_per_announce, 7);
+    }
+
+    #[test]
+    fn the_token_subcommand_parses_its_ttl() {
+        let config = Config::load(["tracker", "token", "--tenant", "acme", "--ttl", "2h"]).unwrap();
+        let Some(Command::Token(args)) = config.command else {
+            panic!("no token subcommand");
+        };
+        assert_eq!(
+            (args.tenant.as_str(), args.ttl),
+            ("acme", Duration::from_secs(7200))
+        );
+        assert!(Config::load(["tracker", "token", "--tenant", "a", "--ttl", "1y"]).is_err());
+        assert!(Config::load(["tracker"]).unwrap().command.is_none());
     }
 
     #[test]

@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use crate::cluster::{BusMessage, Entry, Holder, Joined};
 use crate::geo::Locality;
 use crate::id::Id20;
-use crate::limits::{ConnectionSlot, RateLimiter, Strikes};
+use crate::limits::{ConnectionSlot, OfferBudget, RateLimiter, Strikes};
 use crate::liveness::{Due, Liveness};
 use crate::matching::Group;
 use crate::protocol::{
@@ -28,6 +28,7 @@ use crate::registry::{Destination, Owner, PeerRecord, RegistryError, SwarmCounts
 use crate::relay::{Delivery, OfferDelivery, ReplyTo, Route, Tracked};
 use crate::shared::Shared;
 use crate::stall::{Bounded, WriteError, write_limit};
+use crate::tenants::TenantPass;
 
 /// An offer relayed to this client, awaiting its answer.
 struct PendingOffer {
@@ -45,6 +46,9 @@ enum Refusal {
     UnknownOffer,
     NotAMember,
     NotText,
+    OutOfScope,
+    TenantAnnounceRate,
+    TenantSwarms,
 }
 
 impl Refusal {
@@ -58,6 +62,9 @@ impl Refusal {
             Self::UnknownOffer => "unknown_offer",
             Self::NotAMember => "not_a_member",
             Self::NotText => "not_text",
+            Self::OutOfScope => "out_of_token_scope",
+            Self::TenantAnnounceRate => "tenant_announces",
+            Self::TenantSwarms => "tenant_swarms",
         }
     }
 
@@ -65,8 +72,17 @@ impl Refusal {
     /// tracker no longer holds is not abuse: an overloaded tracker or a busy receiver lets offers
     /// expire or be evicted while honest clients are still answering them. It is still refused
     /// (so nothing is relayed) and the message rate limit still bounds what it costs.
+    /// A tenant's quotas are shared by all its clients, so one honest client can meet them
+    /// through no fault of its own: they do not count either.
     fn is_strike(&self) -> bool {
-        !matches!(self, Self::UnknownOffer)
+        !matches!(
+            self,
+            Self::UnknownOffer | Self::TenantAnnounceRate | Self::TenantSwarms
+        )
+    }
+
+    fn is_tenant_quota(&self) -> bool {
+        matches!(self, Self::TenantAnnounceRate | Self::TenantSwarms)
     }
 
     fn reason(&self) -> String {
@@ -79,6 +95,9 @@ impl Refusal {
             Self::UnknownOffer => "answer to an unknown or expired offer".into(),
             Self::NotAMember => "announce to the swarm with this peer_id first".into(),
             Self::NotText => "messages must be UTF-8 JSON text".into(),
+            Self::OutOfScope => "the token does not cover this swarm".into(),
+            Self::TenantAnnounceRate => "tenant announce quota exceeded: slow down".into(),
+            Self::TenantSwarms => "tenant swarm quota reached".into(),
         }
     }
 }
@@ -111,6 +130,8 @@ struct Session {
     /// pool several peers on one socket).
     memberships: Vec<(Id20, Id20)>,
     pending: VecDeque<PendingOffer>,
+    /// Offers relayed to this client per second, by sender and in all.
+    incoming_offers: OfferBudget,
     limiter: RateLimiter,
     strikes: Strikes,
     abusive: bool,
@@ -118,6 +139,8 @@ struct Session {
     contest: Option<Box<Contest>>,
     /// Other connections waiting to hear that this client is still there.
     probes: Vec<oneshot::Sender<()>>,
+    /// The tenant the client proved with its token, when tenants are configured.
+    tenant: Option<TenantPass>,
 }
 
 /// Serves one upgraded WebSocket until it closes, the client abuses, or the tracker shuts down.
@@ -126,11 +149,20 @@ pub async fn run<S>(
     mut socket: WebSocketStream<S>,
     client: IpAddr,
     _slot: ConnectionSlot,
+    tenant: Option<TenantPass>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (route, mut inbox) = mpsc::channel(shared.config.outgoing_queue.max(1));
-    let mut session = Session::new(Arc::clone(&shared), client, route);
+    let tenant_connections = tenant.as_ref().map(|pass| {
+        let gauge = shared
+            .metrics
+            .tenant_connections
+            .with_label_values(&[pass.id()]);
+        gauge.inc();
+        gauge
+    });
+    let mut session = Session::new(Arc::clone(&shared), client, route, tenant);
     shared.metrics.connections.inc();
     let mut liveness = Liveness::new(
         Instant::now(),
@@ -205,6 +237,9 @@ pub async fn run<S>(
         "connection closed"
     );
     shared.metrics.connections.dec();
+    if let Some(gauge) = tenant_connections {
+        gauge.dec();
+    }
     shared
         .metrics
         .connections_closed
@@ -293,12 +328,14 @@ where
     for reply in replies {
         socket.feed(Message::text(reply)).await?;
     }
-    if let Some(delivery) = first {
-        socket.feed(session.on_delivery(delivery)).await?;
+    if let Some(message) = first.and_then(|delivery| session.on_delivery(delivery)) {
+        socket.feed(message).await?;
     }
     for _ in 0..DELIVERY_BATCH {
         let Ok(next) = inbox.try_recv() else { break };
-        socket.feed(session.on_delivery(next)).await?;
+        if let Some(message) = session.on_delivery(next) {
+            socket.feed(message).await?;
+        }
     }
     socket.flush().await
 }
@@ -364,7 +401,7 @@ where
 }
 
 impl Session {
-    fn new(shared: Arc<Shared>, client: IpAddr, route: Route) -> Self {
+    fn new(shared: Arc<Shared>, client: IpAddr, route: Route, tenant: Option<TenantPass>) -> Self {
         let config = &shared.config;
         let rate = config.max_messages_per_second;
         Self {
@@ -374,9 +411,14 @@ impl Session {
             strikes: Strikes::new(config.max_strikes, Duration::from_secs(60)),
             memberships: Vec::new(),
             pending: VecDeque::new(),
+            incoming_offers: OfferBudget::new(
+                config.max_offers_per_pair,
+                config.max_offers_per_receiver,
+            ),
             abusive: false,
             contest: None,
             probes: Vec::new(),
+            tenant,
             route,
             shared,
         }
@@ -412,18 +454,46 @@ impl Session {
             return self.refuse(Refusal::TooLarge, None, None);
         }
         if !self.limiter.allow(Instant::now()) {
-            return self.refuse(Refusal::RateLimited, protocol::sniff(text).1, None);
+            let info_hash = protocol::sniff(text).1.map(|hash| self.swarm_key(hash));
+            return self.refuse(Refusal::RateLimited, info_hash, None);
         }
-        match protocol::parse(text, self.parse_limits()) {
+        match self.parse(text) {
             Ok(Request::Announce(announce)) => self.on_announce(announce, text).await,
             Ok(Request::Answer(answer)) => self.on_answer(answer).await,
             Ok(Request::Scrape(hashes)) => self.on_scrape(&hashes).await,
             Ok(Request::HashReport(report)) => self.on_hash_report(report).await,
             Ok(Request::HashQuery(query)) => self.on_hash_query(&query).await,
-            Err(error) => {
+            Err(refusal) => {
                 let (action, info_hash) = protocol::sniff(text);
-                self.refuse(Refusal::Protocol(error), info_hash, action)
+                let info_hash = info_hash.map(|hash| self.swarm_key(hash));
+                self.refuse(refusal, info_hash, action)
             }
+        }
+    }
+
+    /// Parses a message and turns its info hashes into swarm keys (see [`Session::swarm_key`]).
+    fn parse<'t>(&self, text: &'t str) -> Result<Request<'t>, Refusal> {
+        let mut request = protocol::parse(text, self.parse_limits()).map_err(Refusal::Protocol)?;
+        let scope = self.tenant.as_ref().and_then(|tenant| tenant.swarm);
+        let mut in_scope = true;
+        request.for_each_info_hash(|info_hash| {
+            in_scope &= scope.is_none_or(|swarm| swarm == *info_hash);
+            *info_hash = self.swarm_key(*info_hash);
+        });
+        if in_scope {
+            Ok(request)
+        } else {
+            Err(Refusal::OutOfScope)
+        }
+    }
+
+    /// The key of the swarm a client calls `info_hash`, unique to its tenant, and back: the
+    /// info hash itself when no tenants are configured. Messages keep swarm keys inside the
+    /// tracker and carry the client's info hashes on the wire.
+    fn swarm_key(&self, info_hash: Id20) -> Id20 {
+        match &self.tenant {
+            Some(tenant) => tenant.swarm_key(info_hash),
+            None => info_hash,
         }
     }
 
@@ -448,6 +518,14 @@ impl Session {
         if refusal.is_strike() {
             self.abusive |= self.strikes.strike(Instant::now());
         }
+        if let (Some(tenant), true) = (&self.tenant, refusal.is_tenant_quota()) {
+            self.shared
+                .metrics
+                .tenant_refusals
+                .with_label_values(&[tenant.id(), refusal.label()])
+                .inc();
+        }
+        let info_hash = info_hash.map(|key| self.swarm_key(key));
         let reason = refusal.reason();
         tracing::debug!(connection = self.id, %reason, "refused a message");
         vec![protocol::to_json(&Failure {
@@ -460,6 +538,21 @@ impl Session {
     async fn on_announce(&mut self, announce: Announce<'_>, text: &str) -> Vec<String> {
         self.shared.metrics.announces.inc();
         let info_hash = announce.info_hash;
+        if let Some(tenant) = &self.tenant {
+            let counter = self
+                .shared
+                .metrics
+                .tenant_announces
+                .with_label_values(&[tenant.id()]);
+            counter.inc();
+            if !tenant.allow_announce(Instant::now()) {
+                return self.refuse(
+                    Refusal::TenantAnnounceRate,
+                    Some(info_hash),
+                    Some("announce"),
+                );
+            }
+        }
         if announce.event == Event::Stopped {
             return vec![self.leave(info_hash, announce.peer_id).await];
         }
@@ -467,12 +560,19 @@ impl Session {
         if !joined && self.memberships.len() >= self.shared.config.max_swarms_per_connection {
             return self.refuse(Refusal::TooManySwarms, Some(info_hash), Some("announce"));
         }
+        let room = self
+            .tenant
+            .as_ref()
+            .is_none_or(|tenant| tenant.may_enter_swarm(info_hash));
+        if !joined && !room {
+            return self.refuse(Refusal::TenantSwarms, Some(info_hash), Some("announce"));
+        }
         self.join(announce, Some(text)).await
     }
 
     /// Replays an announce set aside by a [`Contest`] the owner lost.
     async fn replay(&mut self, text: &str) -> Vec<String> {
-        match protocol::parse(text, self.parse_limits()) {
+        match self.parse(text) {
             Ok(Request::Announce(announce)) => self.join(announce, None).await,
             _ => Vec::new(),
         }
@@ -523,12 +623,15 @@ impl Session {
         };
         if !joined {
             self.memberships.push(membership);
+            if let Some(tenant) = &self.tenant {
+                tenant.enter_swarm(info_hash);
+            }
         }
         let dropped = self.relay_offers(&announce, outcome.targets);
         let counts = counts.unwrap_or(outcome.counts);
         let reply = AnnounceReply {
             action: "announce",
-            info_hash,
+            info_hash: self.swarm_key(info_hash),
             interval: self.shared.config.announce_interval,
             complete: counts.complete,
             incomplete: counts.incomplete,
@@ -578,7 +681,7 @@ impl Session {
         let mut remote = Vec::new();
         for (offer, target) in announce.offers.iter().zip(targets) {
             let json = protocol::relayed_offer(
-                announce.info_hash,
+                self.swarm_key(announce.info_hash),
                 announce.peer_id,
                 offer.offer,
                 offer.offer_id,
@@ -662,11 +765,15 @@ impl Session {
     }
 
     async fn leave(&mut self, info_hash: Id20, peer_id: Id20) -> String {
+        let before = self.memberships.len();
         self.memberships.retain(|m| *m != (info_hash, peer_id));
+        if let (Some(tenant), true) = (&self.tenant, self.memberships.len() < before) {
+            tenant.leave_swarm(info_hash);
+        }
         let counts = self.leave_swarm(info_hash, peer_id).await;
         protocol::to_json(&AnnounceReply {
             action: "announce",
-            info_hash,
+            info_hash: self.swarm_key(info_hash),
             interval: self.shared.config.announce_interval,
             complete: counts.complete,
             incomplete: counts.incomplete,
@@ -697,7 +804,7 @@ impl Session {
             return Vec::new();
         };
         let json = protocol::relayed_answer(
-            answer.info_hash,
+            self.swarm_key(answer.info_hash),
             answer.peer_id,
             answer.answer,
             answer.offer_id,
@@ -749,7 +856,7 @@ impl Session {
                     incomplete: counts.incomplete,
                     downloaded: 0,
                 };
-                (*hash, file)
+                (self.swarm_key(*hash), file)
             })
             .collect();
         vec![protocol::scrape_reply(files)]
@@ -810,22 +917,31 @@ impl Session {
             .collect();
         let reply = serde_json::json!({
             "action": "hash_query",
-            "info_hash": query.info_hash,
+            "info_hash": self.swarm_key(query.info_hash),
             "hashes": hashes,
         });
         vec![protocol::to_json(&reply)]
     }
 
-    /// The frame to send for `delivery`. Remembers a relayed offer (bounded, oldest first out)
-    /// and a probe (answered with the next frame from the client).
-    fn on_delivery(&mut self, delivery: Delivery) -> Message {
+    /// The frame to send for `delivery`, if any. Remembers a relayed offer (bounded, oldest
+    /// first out) unless it is beyond the [`OfferBudget`], and a probe (answered with the next
+    /// frame from the client).
+    fn on_delivery(&mut self, delivery: Delivery) -> Option<Message> {
         let tracked = match delivery {
-            Delivery::Answer(text) => return Message::text(String::from(text)),
+            Delivery::Answer(text) => return Some(Message::text(String::from(text))),
             Delivery::Tracked(tracked) => *tracked,
         };
         match tracked {
             Tracked::Offer(mut offer) => {
                 let now = Instant::now();
+                if !self.incoming_offers.allow(offer.from, now) {
+                    self.shared
+                        .metrics
+                        .rejected
+                        .with_label_values(&["offers_to_receiver"])
+                        .inc();
+                    return None;
+                }
                 // Every offer gets the same timeout, so the expired ones are at the front.
                 while self.pending.front().is_some_and(|p| p.expires <= now) {
                     self.pending.pop_front();
@@ -836,19 +952,22 @@ impl Session {
                 let text = std::mem::take(&mut offer.json);
                 let expires = now + Duration::from_secs(self.shared.config.offer_timeout);
                 self.pending.push_back(PendingOffer { offer, expires });
-                Message::text(text)
+                Some(Message::text(text))
             }
             Tracked::Probe(answer) => {
                 // Probers that gave up need no answer; this bounds the list.
                 self.probes.retain(|probe| !probe.is_closed());
                 self.probes.push(answer);
-                Message::Ping(Default::default())
+                Some(Message::Ping(Default::default()))
             }
         }
     }
 
     async fn leave_all(&mut self) {
         for (info_hash, peer_id) in std::mem::take(&mut self.memberships) {
+            if let Some(tenant) = &self.tenant {
+                tenant.leave_swarm(info_hash);
+            }
             self.leave_swarm(info_hash, peer_id).await;
         }
     }

@@ -79,9 +79,21 @@ impl Database {
     }
 }
 
+/// Opens and verifies a database: `maxminddb` indexes the search tree without bounds checks, so
+/// a corrupt file with intact metadata opens fine and then panics on lookups. The whole tree and
+/// data section are checked before the file is used, and a panic while checking counts as
+/// corrupt too.
 fn open_reader(path: &Path) -> anyhow::Result<Reader<Vec<u8>>> {
-    Reader::open_readfile(path)
-        .map_err(|e| anyhow::anyhow!("cannot open GeoIP database {}: {e}", path.display()))
+    let corrupt = |e: &dyn std::fmt::Display| {
+        anyhow::anyhow!("cannot open GeoIP database {}: {e}", path.display())
+    };
+    let reader = Reader::open_readfile(path).map_err(|e| corrupt(&e))?;
+    let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reader.verify()));
+    match checked {
+        Ok(Ok(())) => Ok(reader),
+        Ok(Err(error)) => Err(corrupt(&error)),
+        Err(_) => Err(corrupt(&"the search tree points outside the file")),
+    }
 }
 
 /// The optional GeoIP databases.

@@ -14,6 +14,7 @@ pub mod limits;
 mod liveness;
 pub mod matching;
 pub mod metrics;
+mod metrics_listener;
 pub mod protocol;
 pub mod read_ahead;
 pub mod registry;
@@ -22,7 +23,10 @@ mod remote;
 pub mod server;
 mod shared;
 pub mod stall;
+mod supervisor;
+pub mod tenants;
 pub mod tls;
+pub mod token;
 
 pub use config::Config;
 pub use id::Id20;

@@ -1,10 +1,11 @@
 //! The `tracker` binary: loads the configuration, serves until SIGTERM or Ctrl-C, reloads GeoIP
-//! databases on SIGHUP.
+//! databases and the tenants file on SIGHUP; `tracker token` prints a tenant token instead.
 
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tracing_subscriber::EnvFilter;
 use tracker::Tracker;
-use tracker::config::{Config, LogFormat};
+use tracker::config::{Command, Config, LogFormat, TokenArgs};
+use tracker::tenants::{Tenants, unix_now};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -15,6 +16,10 @@ async fn main() -> anyhow::Result<()> {
             Err(error) => return Err(error),
         },
     };
+    if let Some(Command::Token(args)) = &config.command {
+        println!("{}", mint_token(&config, args)?);
+        return Ok(());
+    }
     init_logging(&config)?;
     raise_open_file_limit();
     // Installed before the port opens: a signal that arrives once clients can connect is never
@@ -24,6 +29,35 @@ async fn main() -> anyhow::Result<()> {
     signals.wait_for_termination(&tracker).await;
     tracker.shutdown().await;
     Ok(())
+}
+
+/// `tracker token`: a token for a tenant of the `--tenants` file.
+fn mint_token(config: &Config, args: &TokenArgs) -> anyhow::Result<String> {
+    let Some(path) = &config.tenants else {
+        anyhow::bail!("tracker token needs --tenants (or TRACKER_TENANTS) to find the secret");
+    };
+    let tenants = Tenants::open(Some(path))?;
+    let Some(secret) = tenants.secret(&args.tenant) else {
+        anyhow::bail!("{}: no tenant {:?}", path.display(), args.tenant);
+    };
+    let swarm = match &args.swarm {
+        None => None,
+        Some(hex_text) => Some(tracker::Id20(parse_info_hash(hex_text)?)),
+    };
+    let expires = unix_now().saturating_add(args.ttl.as_secs());
+    Ok(tracker::token::mint(
+        &args.tenant,
+        secret.as_bytes(),
+        expires,
+        swarm,
+    ))
+}
+
+fn parse_info_hash(hex_text: &str) -> anyhow::Result<[u8; 20]> {
+    let mut bytes = [0u8; 20];
+    hex::decode_to_slice(hex_text, &mut bytes)
+        .map_err(|_| anyhow::anyhow!("--swarm must be an info hash of 40 hex digits"))?;
+    Ok(bytes)
 }
 
 fn init_logging(config: &Config) -> anyhow::Result<()> {
@@ -64,13 +98,16 @@ impl Signals {
         })
     }
 
-    /// Reloads the GeoIP databases on SIGHUP; returns on SIGTERM or SIGINT (Ctrl-C).
+    /// Reloads the GeoIP databases and tenants on SIGHUP; returns on SIGTERM or SIGINT (Ctrl-C).
     async fn wait_for_termination(mut self, tracker: &Tracker) {
         loop {
             tokio::select! {
                 _ = self.terminate.recv() => return,
                 _ = self.interrupt.recv() => return,
-                _ = self.hangup.recv() => tracker.reload_geoip(),
+                _ = self.hangup.recv() => {
+                    tracker.reload_geoip();
+                    tracker.reload_tenants();
+                }
             }
         }
     }

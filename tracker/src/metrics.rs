@@ -4,8 +4,8 @@ use crate::matching::Tier;
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// Every metric the tracker exports.
@@ -53,6 +53,14 @@ pub struct Metrics {
     pub redis_entries_expired: IntCounter,
     /// Offers and answers received from other replicas and delivered to a peer of this one.
     pub relayed_across_replicas: IntCounterVec,
+    /// Restarts of the housekeeping task after it failed.
+    pub housekeeping_restarts: IntCounter,
+    /// Open connections, by tenant.
+    pub tenant_connections: IntGaugeVec,
+    /// Announces, by tenant.
+    pub tenant_announces: IntCounterVec,
+    /// Refused upgrades and messages, by tenant (`-` when no known tenant was named) and reason.
+    pub tenant_refusals: IntCounterVec,
     /// `offers_relayed` resolved per tier, in `Tier::ALL` order (no label lookup per offer).
     offers_by_tier: Vec<IntCounter>,
 }
@@ -76,6 +84,14 @@ fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let metric =
         IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("unique metric name");
+    metric
+}
+
+fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let metric = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric definition");
     registry
         .register(Box::new(metric.clone()))
         .expect("unique metric name");
@@ -126,6 +142,29 @@ impl Metrics {
                 &r,
                 "deliveries_dropped_total",
                 "Messages dropped because the receiving peer's queue was full",
+            ),
+            housekeeping_restarts: counter(
+                &r,
+                "housekeeping_restarts_total",
+                "Restarts of the housekeeping task after it failed",
+            ),
+            tenant_connections: gauge_vec(
+                &r,
+                "tenant_connections",
+                "Open WebSocket connections by tenant",
+                &["tenant"],
+            ),
+            tenant_announces: counter_vec(
+                &r,
+                "tenant_announces_total",
+                "Announces by tenant",
+                &["tenant"],
+            ),
+            tenant_refusals: counter_vec(
+                &r,
+                "tenant_refusals_total",
+                "Refused upgrades and messages by tenant and reason",
+                &["tenant", "reason"],
             ),
             rejected: counter_vec(
                 &r,

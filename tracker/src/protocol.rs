@@ -28,6 +28,19 @@ pub enum Request<'a> {
     HashQuery(HashQuery),
 }
 
+impl Request<'_> {
+    /// Calls `f` on every info hash the request names.
+    pub fn for_each_info_hash(&mut self, mut f: impl FnMut(&mut Id20)) {
+        match self {
+            Self::Announce(announce) => f(&mut announce.info_hash),
+            Self::Answer(answer) => f(&mut answer.info_hash),
+            Self::Scrape(hashes) => hashes.iter_mut().for_each(f),
+            Self::HashReport(report) => f(&mut report.info_hash),
+            Self::HashQuery(query) => f(&mut query.info_hash),
+        }
+    }
+}
+
 /// The lifecycle event of an announce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {

@@ -24,17 +24,22 @@ use crate::fd_limit;
 use crate::geo::GeoIp;
 use crate::hashes::{HashBook, HashConfig};
 use crate::http::{self, RequestHead};
-use crate::limits::{Admission, Refused};
+use crate::limits::{Admission, ConnectionSlot, Refused};
 use crate::metrics::Metrics;
+use crate::metrics_listener;
 use crate::read_ahead::ReadAhead;
 use crate::registry::{MatchingConfig, MemoryRegistry, SwarmRegistry};
 use crate::remote;
 use crate::shared::Shared;
+use crate::supervisor;
+use crate::tenants::{TenantPass, TenantRefusal, Tenants};
+use crate::token;
 
 /// A running tracker.
 pub struct Tracker {
     shared: Arc<Shared>,
     local_addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     accept: JoinHandle<()>,
 }
 
@@ -62,6 +67,14 @@ impl Tracker {
         config: Config,
         registry: Arc<dyn SwarmRegistry>,
     ) -> anyhow::Result<Self> {
+        let metrics_listener = match config.metrics_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} for metrics"))?,
+            ),
+            None => None,
+        };
         let metrics = Arc::new(Metrics::new());
         let geo = GeoIp::open(
             config.geoip_asn.as_deref(),
@@ -85,6 +98,12 @@ impl Tracker {
         let admission = Arc::new(Admission::new(
             max_connections,
             config.max_connections_per_ip,
+            config.max_connections_per_ipv6_56,
+        ));
+        let handshakes = Arc::new(Admission::new(
+            u32::MAX,
+            config.max_handshakes_per_ip,
+            u32::MAX,
         ));
         metrics.connection_capacity.set(i64::from(max_connections));
         metrics.redis_up.set(1);
@@ -94,7 +113,12 @@ impl Tracker {
                 Cluster::connect(&config, Arc::clone(&metrics)).await?,
             )),
         };
+        let tenants = Tenants::open(config.tenants.as_deref())?;
+        if !tenants.is_enabled() {
+            tracing::warn!("no --tenants file: the tracker is open to every page, without tokens");
+        }
         let shared = Arc::new(Shared {
+            tenants,
             cluster,
             hashes: HashBook::new(HashConfig::from_config(&config)),
             registry,
@@ -102,6 +126,7 @@ impl Tracker {
             metrics,
             shutdown: CancellationToken::new(),
             admission,
+            handshakes,
             tasks: TaskTracker::new(),
             next_connection: AtomicU64::new(1),
             websocket,
@@ -109,22 +134,40 @@ impl Tracker {
             config,
         });
         let local_addr = listener.local_addr()?;
-        shared.tasks.spawn(housekeeping(Arc::clone(&shared)));
+        let housekeeper = Arc::clone(&shared);
+        shared.tasks.spawn(supervisor::supervise(
+            "housekeeping",
+            shared.metrics.housekeeping_restarts.clone(),
+            move || housekeeping(Arc::clone(&housekeeper)),
+        ));
         if let Some(cluster) = &shared.cluster {
             join_cluster(&shared, cluster).await;
         }
+        let metrics_addr = match metrics_listener {
+            Some(listener) => {
+                let addr = listener.local_addr()?;
+                shared
+                    .tasks
+                    .spawn(metrics_listener::serve(listener, Arc::clone(&shared)));
+                Some(addr)
+            }
+            None => None,
+        };
         let accept = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
         tracing::info!(
             %local_addr,
             tls = shared.tls.is_some(),
+            metrics = ?metrics_addr,
             geoip = shared.geo.is_enabled(),
             max_connections = shared.admission.capacity(),
             replica = shared.cluster.as_ref().map(|cluster| cluster.replica()),
+            tenants = ?shared.tenants.ids(),
             "tracker listening"
         );
         Ok(Self {
             shared,
             local_addr,
+            metrics_addr,
             accept,
         })
     }
@@ -132,6 +175,11 @@ impl Tracker {
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address of the separate metrics port (`--metrics-listen`), when there is one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// The tracker's metrics.
@@ -142,6 +190,11 @@ impl Tracker {
     /// Reloads the GeoIP databases now (what SIGHUP does).
     pub fn reload_geoip(&self) {
         self.shared.geo.reload();
+    }
+
+    /// Rereads the tenants file now (what SIGHUP does).
+    pub fn reload_tenants(&self) {
+        self.shared.tenants.reload();
     }
 
     /// Stops accepting, tells every connected peer (WebSocket close 1001), and waits for the
@@ -172,8 +225,13 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         };
         match accepted {
             Ok((stream, peer)) => {
+                let Some(handshake) = admit_handshake(&shared, peer) else {
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
-                shared.tasks.spawn(serve(Arc::clone(&shared), stream, peer));
+                shared
+                    .tasks
+                    .spawn(serve(Arc::clone(&shared), stream, peer, handshake));
             }
             Err(error) => {
                 // Typically out of file descriptors: back off instead of spinning.
@@ -184,12 +242,40 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
-async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
+/// Counts a connection in its handshakes against its address (the connecting one: a trusted
+/// proxy is not limited, its clients are counted once their address is known); `None` when the
+/// address has too many handshakes open, and the connection is then closed at once.
+fn admit_handshake(shared: &Shared, peer: SocketAddr) -> Option<Option<ConnectionSlot>> {
+    let proxies = &shared.config.trusted_proxies;
+    if proxies.iter().any(|network| network.contains(&peer.ip())) {
+        return Some(None);
+    }
+    match shared.handshakes.admit(peer.ip()) {
+        Ok(slot) => Some(Some(slot)),
+        Err(_) => {
+            shared
+                .metrics
+                .rejected
+                .with_label_values(&["handshakes_per_ip"])
+                .inc();
+            None
+        }
+    }
+}
+
+/// Serves one accepted connection; `handshake` holds its place among its address's handshakes
+/// until the request head is read.
+async fn serve(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    handshake: Option<ConnectionSlot>,
+) {
     match shared.tls.clone() {
         // Boxed: a TLS session's future is several times larger than a plain one, and the task
         // of every plain connection would otherwise be sized for it.
-        Some(acceptor) => Box::pin(serve_tls(shared, acceptor, stream, peer)).await,
-        None => serve_stream(shared, stream, peer).await,
+        Some(acceptor) => Box::pin(serve_tls(shared, acceptor, stream, peer, handshake)).await,
+        None => serve_stream(shared, stream, peer, handshake).await,
     }
 }
 
@@ -198,10 +284,11 @@ async fn serve_tls(
     acceptor: TlsAcceptor,
     stream: TcpStream,
     peer: SocketAddr,
+    handshake: Option<ConnectionSlot>,
 ) {
     let limit = Duration::from_secs(shared.config.handshake_timeout);
     match tokio::time::timeout(limit, acceptor.accept(stream)).await {
-        Ok(Ok(tls)) => serve_stream(shared, tls, peer).await,
+        Ok(Ok(tls)) => serve_stream(shared, tls, peer, handshake).await,
         Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
     }
@@ -212,6 +299,8 @@ enum Route {
     WebSocket {
         key: String,
         client: std::net::IpAddr,
+        token: Option<String>,
+        origin: Option<String>,
     },
     Endpoint(String),
     Invalid(&'static str),
@@ -222,13 +311,8 @@ fn route(head: &RequestHead, peer: SocketAddr, shared: &Shared) -> Route {
     let Ok(request) = head.parse(&mut slots) else {
         return Route::Invalid("malformed request");
     };
-    let path = request
-        .path
-        .unwrap_or("/")
-        .split('?')
-        .next()
-        .unwrap_or("/")
-        .to_owned();
+    let target = request.path.unwrap_or("/");
+    let path = target.split('?').next().unwrap_or("/").to_owned();
     if !http::is_websocket_upgrade(request.headers) {
         return Route::Endpoint(path);
     }
@@ -242,11 +326,17 @@ fn route(head: &RequestHead, peer: SocketAddr, shared: &Shared) -> Route {
     Route::WebSocket {
         key: key.to_owned(),
         client,
+        token: token::from_request_target(target).map(str::to_owned),
+        origin: http::header(request.headers, "origin").map(str::to_owned),
     }
 }
 
-async fn serve_stream<S>(shared: Arc<Shared>, mut stream: S, peer: SocketAddr)
-where
+async fn serve_stream<S>(
+    shared: Arc<Shared>,
+    mut stream: S,
+    peer: SocketAddr,
+    handshake: Option<ConnectionSlot>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let limit = Duration::from_secs(shared.config.handshake_timeout);
@@ -255,17 +345,63 @@ where
         Ok(Err(error)) => return tracing::debug!(%peer, %error, "no usable request"),
         Err(_) => return tracing::debug!(%peer, "request head timed out"),
     };
+    drop(handshake);
     let result = match route(&head, peer, &shared) {
         Route::Invalid(why) => {
             http::respond(&mut stream, "400 Bad Request", "text/plain", why).await
         }
         Route::Endpoint(path) => endpoint(&shared, &mut stream, &path).await,
-        Route::WebSocket { key, client } => {
-            return upgrade(shared, stream, head, &key, client).await;
+        Route::WebSocket {
+            key,
+            client,
+            token,
+            origin,
+        } => {
+            let tenant = match admit_tenant(&shared, token.as_deref(), origin.as_deref()) {
+                Ok(tenant) => tenant,
+                Err(refusal) => {
+                    let (status, body) = refusal.response();
+                    http::respond(&mut stream, status, "text/plain", body)
+                        .await
+                        .unwrap_or_else(
+                            |error| tracing::debug!(%peer, %error, "HTTP response failed"),
+                        );
+                    return;
+                }
+            };
+            return upgrade(shared, stream, head, &key, client, tenant).await;
         }
     };
     if let Err(error) = result {
         tracing::debug!(%peer, %error, "HTTP response failed");
+    }
+}
+
+/// The tenant of an upgrade, when a tenants file is loaded; a refusal is counted.
+fn admit_tenant(
+    shared: &Shared,
+    token: Option<&str>,
+    origin: Option<&str>,
+) -> Result<Option<TenantPass>, TenantRefusal> {
+    if !shared.tenants.is_enabled() {
+        return Ok(None);
+    }
+    match shared.tenants.admit(token, origin) {
+        Ok(pass) => Ok(Some(pass)),
+        Err((tenant, refusal)) => {
+            let tenant = tenant.as_deref().unwrap_or("-");
+            shared
+                .metrics
+                .tenant_refusals
+                .with_label_values(&[tenant, refusal.label()])
+                .inc();
+            shared
+                .metrics
+                .rejected
+                .with_label_values(&[refusal.label()])
+                .inc();
+            Err(refusal)
+        }
     }
 }
 
@@ -275,6 +411,7 @@ async fn upgrade<S>(
     head: RequestHead,
     key: &str,
     client: std::net::IpAddr,
+    tenant: Option<TenantPass>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -299,7 +436,7 @@ async fn upgrade<S>(
     let stream = ReadAhead::new(stream);
     let socket =
         WebSocketStream::from_partially_read(stream, head.into_rest(), Role::Server, config).await;
-    connection::run(shared, socket, client, slot).await;
+    connection::run(shared, socket, client, slot, tenant).await;
 }
 
 /// Answers an upgrade that [`Admission`] refused, and counts it.
@@ -350,18 +487,15 @@ async fn endpoint<S: AsyncWrite + Unpin>(
             .await
         }
         "/readyz" => http::respond(stream, "200 OK", "text/plain", "ready\n").await,
-        "/metrics" => {
-            let totals = shared.registry.totals();
-            shared.metrics.swarms.set(totals.swarms as i64);
-            shared.metrics.peers.set(totals.peers as i64);
-            let body = shared.metrics.render();
+        "/metrics" if shared.config.metrics_listen.is_none() => {
+            let body = metrics_listener::render(shared);
             http::respond(stream, "200 OK", "text/plain; version=0.0.4", &body).await
         }
         _ => http::respond(stream, "404 Not Found", "text/plain", "not found\n").await,
     }
 }
 
-/// Expires silent peers and old hash reports, and reloads changed GeoIP files.
+/// Expires silent peers and old hash reports, and reloads changed GeoIP and tenants files.
 async fn housekeeping(shared: Arc<Shared>) {
     let peer_timeout = Duration::from_secs(shared.config.peer_timeout);
     let expiry_tick = (peer_timeout / 4).clamp(Duration::from_millis(200), Duration::from_secs(15));
@@ -377,7 +511,10 @@ async fn housekeeping(shared: Arc<Shared>) {
                 shared.metrics.peers_expired.inc_by(expired as u64);
                 shared.hashes.expire();
             }
-            _ = reload.tick() => shared.geo.reload_changed(),
+            _ = reload.tick() => {
+                shared.geo.reload_changed();
+                shared.tenants.reload_changed();
+            }
         }
     }
 }

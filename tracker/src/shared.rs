@@ -15,11 +15,14 @@ use crate::hashes::HashBook;
 use crate::limits::Admission;
 use crate::metrics::Metrics;
 use crate::registry::SwarmRegistry;
+use crate::tenants::Tenants;
 
 /// State shared by every connection of one tracker.
 pub struct Shared {
     /// The settings.
     pub config: Config,
+    /// The tenants allowed to connect (open to all when no file is given).
+    pub tenants: Tenants,
     /// Swarm membership.
     pub registry: Arc<dyn SwarmRegistry>,
     /// Optional GeoIP databases.
@@ -34,6 +37,8 @@ pub struct Shared {
     pub cluster: Option<Arc<Cluster>>,
     /// Connection admission.
     pub admission: Arc<Admission>,
+    /// Connections in their TLS or HTTP handshake, per connecting address.
+    pub handshakes: Arc<Admission>,
     /// Every connection's task.
     pub tasks: TaskTracker,
     /// The next connection id.

@@ -406,6 +406,9 @@ async fn offers_to_a_peer_that_stopped_reading_are_dropped_with_a_warning() {
     let tracker = start(|c| {
         c.outgoing_queue = 1;
         c.max_messages_per_second = 1000;
+        // One offerer fills the queue: the per-pair offer budget must not drain it first.
+        c.max_offers_per_pair = 1000;
+        c.max_offers_per_receiver = 1000;
     })
     .await;
     let addr = tracker.local_addr();
@@ -433,6 +436,9 @@ async fn a_connection_whose_writes_stall_is_closed_as_unresponsive() {
     let tracker = start(|c| {
         c.outgoing_queue = 1;
         c.max_messages_per_second = 1000;
+        // One offerer fills the queue: the per-pair offer budget must not drain it first.
+        c.max_offers_per_pair = 1000;
+        c.max_offers_per_receiver = 1000;
         c.ping_interval = 1;
     })
     .await;

@@ -28,7 +28,9 @@ struct Asn {
 }
 
 fn write_asn_db(path: &std::path::Path, networks: &[(&str, u32)]) {
-    let mut writer = Writer::new("GeoLite2-ASN");
+    let mut writer = Writer::builder("GeoLite2-ASN")
+        .description(&[("en", "test ASN database")])
+        .build();
     for (network, asn) in networks {
         let record = Asn {
             autonomous_system_number: *asn,

@@ -81,7 +81,9 @@ pub fn scratch_dir(name: &str) -> PathBuf {
 
 /// Writes a GeoLite2-ASN-layout database of `places`.
 pub fn write_asn_db(path: &Path, places: &[&Place]) {
-    let mut writer = Writer::new("GeoLite2-ASN");
+    let mut writer = Writer::builder("GeoLite2-ASN")
+        .description(&[("en", "test ASN database")])
+        .build();
     for place in places {
         let record = Asn {
             autonomous_system_number: place.asn,
@@ -96,7 +98,9 @@ pub fn write_asn_db(path: &Path, places: &[&Place]) {
 
 /// Writes a GeoLite2-City-layout database of `places`.
 pub fn write_city_db(path: &Path, places: &[&Place]) {
-    let mut writer = Writer::new("GeoLite2-City");
+    let mut writer = Writer::builder("GeoLite2-City")
+        .description(&[("en", "test City database")])
+        .build();
     for place in places {
         let names = BTreeMap::from([("en".to_string(), format!("City of {}", place.asn))]);
         let record = City {

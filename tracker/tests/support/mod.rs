@@ -58,11 +58,23 @@ impl Client {
         source: IpAddr,
         headers: &[(&'static str, &str)],
     ) -> Result<Self, tokio_tungstenite::tungstenite::Error> {
+        Self::try_connect_to(tracker, source, "/", headers).await
+    }
+
+    /// Connects from `source` to `path` (e.g. `/?token=...`) with extra request headers.
+    pub async fn try_connect_to(
+        tracker: SocketAddr,
+        source: IpAddr,
+        path: &str,
+        headers: &[(&'static str, &str)],
+    ) -> Result<Self, tokio_tungstenite::tungstenite::Error> {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let socket = TcpSocket::new_v4().unwrap();
         socket.bind(SocketAddr::new(source, 0)).unwrap();
         let stream = socket.connect(tracker).await.unwrap();
-        let mut request = format!("ws://{tracker}/").into_client_request().unwrap();
+        let mut request = format!("ws://{tracker}{path}")
+            .into_client_request()
+            .unwrap();
         for (name, value) in headers {
             request.headers_mut().append(*name, value.parse().unwrap());
         }
