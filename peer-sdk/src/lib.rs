@@ -16,7 +16,9 @@ pub mod ranges;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod stats;
+pub mod stream;
 pub mod swarm_id;
+pub mod tracker_session;
 pub mod wire;
 
 pub use config::{Config, IntegrityMode};

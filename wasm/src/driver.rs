@@ -244,7 +244,7 @@ impl Driver {
     }
 
     fn deliver(&mut self, key: SegmentKey, data: &[u8]) {
-        if let Some(end) = self.stream.segment_end(key) {
+        if let Some(end) = self.stream.model.segment_end(key) {
             self.buffered_end = Some(self.buffered_end.map_or(end, |e| e.max(end)));
         }
         for waiter in self.waiting.remove(&key).unwrap_or_default() {

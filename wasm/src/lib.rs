@@ -52,7 +52,7 @@ impl P2p {
     /// Asks for the segment at `url`: a promise of its bytes (`Uint8Array`), or `undefined`
     /// when the segment is not one the engine knows (the caller loads it itself).
     pub fn load(&self, url: &str) -> Option<Promise> {
-        let key = self.driver.borrow().stream.segment_at(url)?;
+        let key = self.driver.borrow().stream.model.segment_at(url)?;
         let mut waiter = None;
         let promise =
             Promise::new(&mut |resolve, reject| waiter = Some(Waiter { resolve, reject }));
@@ -68,7 +68,7 @@ impl P2p {
     /// The player no longer wants the segment at `url` (its promise stays pending).
     pub fn abandon(&self, url: &str) {
         self.with(|d| {
-            if let Some(key) = d.stream.segment_at(url) {
+            if let Some(key) = d.stream.model.segment_at(url) {
                 d.waiting.remove(&key);
                 d.input(Input::SegmentAbandoned(key));
             }

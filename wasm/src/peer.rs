@@ -305,7 +305,8 @@ impl Driver {
     fn peer_closed(&mut self, peer: PeerId) {
         let was_open = self.peers.get(&peer).is_some_and(|p| p.open);
         self.drop_peer(peer);
-        self.signaling.announce_soon(js::now());
+        let peers_left = self.peers.iter().count();
+        self.signaling.peer_lost(js::now(), peers_left);
         if was_open {
             self.input(Input::PeerLeft(peer));
         }

@@ -8,16 +8,13 @@ use crate::config::Integrity;
 use crate::driver::Driver;
 use crate::js;
 use crate::playlist::{self, Playlist};
-use crate::vec_map::VecMap;
-use peer_sdk::integrity::{HashList, SegmentHash, tracker_segment_name};
+use peer_sdk::Input;
+use peer_sdk::integrity::HashList;
+use peer_sdk::stream::{HashListFetch, Listed, StreamModel, hash_list_url};
 use peer_sdk::swarm_id::{info_hash, rendition_key, strip_query};
-use peer_sdk::{Input, SegmentInfo, SegmentKey};
 use std::time::Duration;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
-
-/// Segments remembered per rendition behind the newest one (the player never asks older ones).
-const REMEMBERED: u64 = 64;
 
 /// One rendition (variant stream).
 pub struct Rendition {
@@ -25,25 +22,6 @@ pub struct Rendition {
     playlist: String,
     /// The swarm id.
     pub info_hash: [u8; 20],
-    /// The newest segment listed so far: sequence number, start, duration.
-    last: Option<(u64, Duration, Duration)>,
-    /// The latest hash list loaded (a live stream's list follows its window).
-    hashes: Option<HashList>,
-    /// A hash list request is running.
-    hash_list_loading: bool,
-    /// The hash list does not exist (404): it is not asked for again.
-    no_hash_list: bool,
-}
-
-/// A known segment.
-struct Known {
-    key: SegmentKey,
-    /// The URI as the playlist writes it (the hash list's key).
-    uri: String,
-    start: Duration,
-    duration: Duration,
-    /// Its trusted hash was given to the core.
-    trusted: bool,
 }
 
 /// Renditions and segments of the stream being played.
@@ -52,7 +30,8 @@ pub struct Stream {
     master: Option<String>,
     /// Renditions, numbered as the core knows them.
     pub renditions: Vec<Rendition>,
-    by_url: VecMap<String, Known>,
+    /// Their segments and hash lists.
+    pub model: StreamModel,
 }
 
 impl Stream {
@@ -62,21 +41,8 @@ impl Stream {
             swarm_id,
             master: None,
             renditions: Vec::new(),
-            by_url: VecMap::default(),
+            model: StreamModel::default(),
         }
-    }
-
-    /// The segment the player requests at `url`.
-    pub fn segment_at(&self, url: &str) -> Option<SegmentKey> {
-        self.by_url.get(url).map(|k| k.key)
-    }
-
-    /// When a segment ends, in the core's media time.
-    pub fn segment_end(&self, key: SegmentKey) -> Option<Duration> {
-        self.by_url
-            .values()
-            .find(|k| k.key == key)
-            .map(|k| k.start + k.duration)
     }
 
     /// The swarm id of a rendition.
@@ -84,21 +50,6 @@ impl Stream {
         self.renditions
             .get(usize::from(rendition))
             .map(|r| r.info_hash)
-    }
-
-    /// A segment's name in the tracker's hash agreement, if the tracker takes it.
-    pub fn tracker_name(&self, key: SegmentKey) -> Option<&str> {
-        let known = self.by_url.values().find(|k| k.key == key)?;
-        tracker_segment_name(&known.uri)
-    }
-
-    /// The known segments of `rendition` the tracker names `name`.
-    pub fn keys_named(&self, rendition: u16, name: &str) -> Vec<SegmentKey> {
-        self.by_url
-            .values()
-            .filter(|k| k.key.rendition == rendition && tracker_segment_name(&k.uri) == Some(name))
-            .map(|k| k.key)
-            .collect()
     }
 
     /// The rendition whose swarm id is `info_hash`.
@@ -124,22 +75,11 @@ impl Stream {
         }
         // A media playlist played without a master playlist: the stream has one rendition.
         let info_hash = info_hash(self.stream_id(url), bare);
-        self.renditions
-            .push(Rendition::new(bare.to_owned(), info_hash));
-        Some(0)
-    }
-}
-
-impl Rendition {
-    fn new(playlist: String, info_hash: [u8; 20]) -> Rendition {
-        Rendition {
-            playlist,
+        self.renditions.push(Rendition {
+            playlist: bare.to_owned(),
             info_hash,
-            last: None,
-            hashes: None,
-            hash_list_loading: false,
-            no_hash_list: false,
-        }
+        });
+        Some(0)
     }
 }
 
@@ -148,11 +88,6 @@ fn resolve(uri: &str, base: &str) -> Option<String> {
     web_sys::Url::new_with_base(uri, base)
         .ok()
         .map(|u| u.href())
-}
-
-fn trusted(hashes: Option<&HashList>, uri: &str) -> Option<SegmentHash> {
-    let hashes = hashes?;
-    hashes.get(uri).or_else(|| hashes.get(strip_query(uri)))
 }
 
 impl Driver {
@@ -177,7 +112,10 @@ impl Driver {
                 let playlist = resolve(&v.uri, url)?;
                 let key = rendition_key(v.bandwidth, v.codecs.as_deref(), v.resolution.as_deref());
                 let hash = info_hash(&stream_id, &key);
-                Some(Rendition::new(strip_query(&playlist).to_owned(), hash))
+                Some(Rendition {
+                    playlist: strip_query(&playlist).to_owned(),
+                    info_hash: hash,
+                })
             })
             .collect();
     }
@@ -186,60 +124,23 @@ impl Driver {
         let Some(rendition) = self.stream.rendition_for_playlist(url) else {
             return;
         };
-        let Some(state) = self.stream.renditions.get_mut(usize::from(rendition)) else {
-            return;
-        };
-        let mut infos = Vec::new();
-        for segment in segments {
-            let Some(segment_url) = resolve(&segment.uri, url) else {
-                continue;
-            };
-            let duration = Duration::from_secs_f64(segment.duration.min(86_400.0));
-            let start = match state.last {
-                Some((seq, _, _)) if segment.seq <= seq => continue,
-                Some((seq, start, last)) if seq + 1 == segment.seq => start + last,
-                _ => duration * u32::try_from(segment.seq).unwrap_or(u32::MAX),
-            };
-            state.last = Some((segment.seq, start, duration));
-            let key = SegmentKey {
-                rendition,
-                seq: segment.seq,
-            };
-            let hash = trusted(state.hashes.as_ref(), &segment.uri);
-            infos.push(SegmentInfo {
-                key,
-                url: segment_url.clone(),
-                start,
-                duration,
-                hash,
-            });
-            let known = Known {
-                key,
-                uri: segment.uri.clone(),
-                start,
-                duration,
-                trusted: hash.is_some(),
-            };
-            self.stream.by_url.insert(segment_url, known);
-        }
-        if let Some((newest, _, _)) = state.last {
-            let oldest = newest.saturating_sub(REMEMBERED);
-            self.stream
-                .by_url
-                .retain(|_, k| k.key.rendition != rendition || k.key.seq >= oldest);
-        }
-        let untrusted = self
-            .stream
-            .by_url
-            .values()
-            .any(|k| k.key.rendition == rendition && !k.trusted);
+        let listed = segments
+            .iter()
+            .filter_map(|segment| {
+                Some(Listed {
+                    seq: segment.seq,
+                    url: resolve(&segment.uri, url)?,
+                    uri: segment.uri.clone(),
+                    duration: Duration::from_secs_f64(segment.duration.min(86_400.0)),
+                    hash: None,
+                })
+            })
+            .collect();
+        let infos = self.stream.model.list(rendition, listed);
         if let Integrity::HashList { suffix } = &self.settings.integrity
-            && untrusted
-            && !state.hash_list_loading
-            && !state.no_hash_list
+            && self.stream.model.wants_hash_list(rendition)
         {
-            state.hash_list_loading = true;
-            self.load_hash_list(rendition, format!("{}{suffix}", strip_query(url)));
+            self.load_hash_list(rendition, hash_list_url(url, suffix));
         }
         self.input(Input::Playlist {
             rendition,
@@ -251,56 +152,44 @@ impl Driver {
     fn load_hash_list(&self, rendition: u16, url: String) {
         let this = self.this.clone();
         wasm_bindgen_futures::spawn_local(async move {
-            let mut missing = false;
-            let text = async {
-                let response = JsFuture::from(js::window().fetch_with_str(&url))
-                    .await
-                    .ok()?;
-                let response: web_sys::Response = response.dyn_into().ok()?;
-                missing = response.status() == 404;
-                if !response.ok() {
-                    return None;
-                }
-                JsFuture::from(response.text().ok()?)
-                    .await
-                    .ok()?
-                    .as_string()
-            };
-            let list = text.await.and_then(|t| HashList::parse(&t).ok());
-            Driver::with(&this, |d| d.on_hash_list(rendition, list, missing));
+            let fetch = fetch_hash_list(&url).await;
+            Driver::with(&this, |d| d.on_hash_list(rendition, fetch));
         });
     }
 
-    /// A hash list arrived (or failed: `None`; `missing` when it does not exist): the core
-    /// learns the hashes it lacked.
-    fn on_hash_list(&mut self, rendition: u16, list: Option<HashList>, missing: bool) {
-        let Some(state) = self.stream.renditions.get_mut(usize::from(rendition)) else {
-            return;
-        };
-        state.hash_list_loading = false;
-        state.no_hash_list = missing;
-        let Some(list) = list else {
-            return;
-        };
-        let mut known = Vec::new();
-        for k in self.stream.by_url.values_mut() {
-            if k.key.rendition == rendition
-                && !k.trusted
-                && let Some(hash) = trusted(Some(&list), &k.uri)
-            {
-                k.trusted = true;
-                known.push((k.key, hash));
-            }
-        }
-        for (key, hash) in known {
+    /// A hash-list fetch ended: the core learns the hashes it lacked.
+    fn on_hash_list(&mut self, rendition: u16, fetch: HashListFetch) {
+        for (key, hash) in self.stream.model.hash_list_fetched(rendition, fetch) {
             self.input(Input::TrackerHash {
                 key,
                 sha256: hash.sha256,
                 size: Some(hash.size),
             });
         }
-        if let Some(state) = self.stream.renditions.get_mut(usize::from(rendition)) {
-            state.hashes = Some(list);
+    }
+}
+
+async fn fetch_hash_list(url: &str) -> HashListFetch {
+    let Ok(response) = JsFuture::from(js::window().fetch_with_str(url)).await else {
+        return HashListFetch::Failed;
+    };
+    let Ok(response) = response.dyn_into::<web_sys::Response>() else {
+        return HashListFetch::Failed;
+    };
+    if response.status() == 404 {
+        return HashListFetch::Missing;
+    }
+    let text = async {
+        if !response.ok() {
+            return None;
         }
+        JsFuture::from(response.text().ok()?)
+            .await
+            .ok()?
+            .as_string()
+    };
+    match text.await.map(|t| HashList::parse(&t)) {
+        Some(Ok(list)) => HashListFetch::Loaded(list),
+        _ => HashListFetch::Failed,
     }
 }

@@ -11,24 +11,11 @@ use crate::peer;
 use crate::vec_map::VecMap;
 use js_sys::{Array, Object};
 use peer_sdk::integrity::{Digest, MAX_HASH_QUERY_SEGMENTS, parse_hex_digest, to_hex};
+use peer_sdk::tracker_session::{self, Backoff};
 use peer_sdk::{Input, SegmentKey};
 use std::time::Duration;
 use wasm_bindgen::prelude::*;
 use web_sys::{MessageEvent, RtcDataChannel, RtcPeerConnection, WebSocket};
-
-/// How long an unanswered offer is kept (the tracker forgets offers after about as long).
-const OFFER_LIFETIME: Duration = Duration::from_secs(50);
-/// Re-announce period until the tracker gives one.
-const DEFAULT_INTERVAL: Duration = Duration::from_secs(120);
-/// Longest wait for the next announce (with fresh offers) after a peer connection ended: the
-/// tracker's interval, often minutes, would leave a page whose only connection failed alone.
-const REANNOUNCE_AFTER_LOSS: Duration = Duration::from_secs(5);
-/// First reconnect delay; it doubles up to [`MAX_BACKOFF`].
-const FIRST_BACKOFF: Duration = Duration::from_millis(250);
-/// Longest wait between reconnect attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(15);
-/// This SDK's client prefix in peer ids (Azureus style, as WebTorrent).
-const CLIENT_PREFIX: &[u8] = b"-PV0001-";
 
 /// A 20-byte protocol identifier.
 pub type Id20 = [u8; 20];
@@ -82,17 +69,21 @@ pub struct Signaling {
 }
 
 impl Signaling {
-    /// A peer connection ended: every swarm announces again within [`REANNOUNCE_AFTER_LOSS`].
-    pub fn announce_soon(&mut self, now: Duration) {
+    /// A peer connection ended, leaving `peers_left`: every swarm announces again as
+    /// [`tracker_session::reannounce_after_loss`] says.
+    pub fn peer_lost(&mut self, now: Duration, peers_left: usize) {
+        let Some(wait) = tracker_session::reannounce_after_loss(peers_left) else {
+            return;
+        };
         for (_, swarm) in self.swarms.iter_mut() {
-            swarm.next_announce = swarm.next_announce.min(now + REANNOUNCE_AFTER_LOSS);
+            swarm.next_announce = swarm.next_announce.min(now + wait);
         }
     }
 
     /// Signaling through `urls` as a new random peer id (not connected yet).
     pub fn new(urls: &[String]) -> Signaling {
         Signaling {
-            peer_id: js::random_id(CLIENT_PREFIX),
+            peer_id: js::random_id(&tracker_session::CLIENT_PREFIX),
             trackers: urls
                 .iter()
                 .map(|url| Tracker {
@@ -202,11 +193,8 @@ impl Driver {
             return;
         };
         tracker.connected = false;
-        let full = FIRST_BACKOFF
-            .saturating_mul(1 << tracker.attempt.min(10))
-            .min(MAX_BACKOFF);
+        let wait = Backoff::default().delay(tracker.attempt, js_sys::Math::random());
         tracker.attempt = tracker.attempt.saturating_add(1);
-        let wait = full / 2 + full.mul_f64(js_sys::Math::random() / 2.0);
         let this = self.this.clone();
         js::after(wait, move || {
             Driver::with(&this, |d| d.connect_tracker(index));
@@ -219,8 +207,8 @@ impl Driver {
             return;
         };
         let swarm = Swarm {
-            next_announce: js::now() + DEFAULT_INTERVAL,
-            interval: DEFAULT_INTERVAL,
+            next_announce: js::now() + tracker_session::DEFAULT_INTERVAL,
+            interval: tracker_session::DEFAULT_INTERVAL,
         };
         self.signaling.swarms.insert(info_hash, swarm);
         for index in 0..self.signaling.trackers.len() {
@@ -235,7 +223,7 @@ impl Driver {
             .signaling
             .pending
             .iter()
-            .filter(|(_, p)| now.saturating_sub(p.created) > OFFER_LIFETIME)
+            .filter(|(_, p)| tracker_session::offer_expired(now.saturating_sub(p.created)))
             .map(|(id, _)| *id)
             .collect();
         for offer_id in stale {
@@ -336,7 +324,7 @@ impl Driver {
     pub fn report_hash(&self, key: SegmentKey, sha256: &Digest) {
         let (Some(info_hash), Some(name)) = (
             self.stream.info_hash(key.rendition),
-            self.stream.tracker_name(key),
+            self.stream.model.tracker_name(key),
         ) else {
             return;
         };
@@ -363,7 +351,7 @@ impl Driver {
             let names: Vec<&str> = keys
                 .iter()
                 .filter(|key| usize::from(key.rendition) == rendition)
-                .filter_map(|key| self.stream.tracker_name(*key))
+                .filter_map(|key| self.stream.model.tracker_name(*key))
                 .collect();
             for chunk in names.chunks(MAX_HASH_QUERY_SEGMENTS) {
                 let message = self.message("hash_query", &info_hash);
@@ -393,7 +381,7 @@ impl Driver {
             else {
                 continue;
             };
-            for key in self.stream.keys_named(rendition, &name) {
+            for key in self.stream.model.keys_named(rendition, &name) {
                 self.input(Input::TrackerHash {
                     key,
                     sha256,

@@ -69,11 +69,6 @@ impl<K: PartialEq, V> VecMap<K, V> {
         &mut self.entries[index].1
     }
 
-    /// Keeps only the entries `keep` accepts.
-    pub fn retain(&mut self, mut keep: impl FnMut(&K, &mut V) -> bool) {
-        self.entries.retain_mut(|(k, v)| keep(k, v));
-    }
-
     /// The entries.
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
         self.entries.iter().map(|(k, v)| (k, v))
@@ -82,16 +77,6 @@ impl<K: PartialEq, V> VecMap<K, V> {
     /// The entries, values mutable.
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (&K, &mut V)> {
         self.entries.iter_mut().map(|(k, v)| (&*k, v))
-    }
-
-    /// The values.
-    pub fn values(&self) -> impl Iterator<Item = &V> {
-        self.entries.iter().map(|(_, v)| v)
-    }
-
-    /// The values, mutable.
-    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
-        self.entries.iter_mut().map(|(_, v)| v)
     }
 
     /// Takes every value out.
@@ -111,14 +96,13 @@ mod tests {
         map.insert(2, "b");
         map.insert(1, "c");
         assert_eq!(map.get(&1), Some(&"c"));
-        assert_eq!(map.values().count(), 2);
+        assert_eq!(map.iter().count(), 2);
         assert_eq!(map.remove(&1), Some("c"));
         assert!(!map.contains_key(&1));
         let mut counts: VecMap<u8, u32> = VecMap::default();
         *counts.get_or_default(7) += 2;
         *counts.get_or_default(7) += 1;
         assert_eq!(counts.get(&7), Some(&3));
-        counts.retain(|_, v| *v > 5);
-        assert_eq!(counts.into_values().count(), 0);
+        assert_eq!(counts.into_values().collect::<Vec<_>>(), [3]);
     }
 }

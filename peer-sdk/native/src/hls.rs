@@ -175,12 +175,12 @@ pub fn parse_media(url: &Url, body: &[u8]) -> Result<MediaPlaylist, HlsError> {
     })
 }
 
-/// The URL of the sidecar hash list of the media playlist at `playlist` (`peer-sdk/PROTOCOL.md`,
-/// "Hash list"): the playlist's path plus `.hashes`, with the same query (tokens).
+/// The URL of the sidecar hash list of the media playlist at `playlist`
+/// ([`peer_sdk::stream::hash_list_url`] with the suffix `.hashes`).
 pub fn hash_list_url(playlist: &Url) -> Url {
-    let mut url = playlist.clone();
-    url.set_path(&format!("{}.hashes", playlist.path()));
-    url
+    let url = peer_sdk::stream::hash_list_url(playlist.as_str(), ".hashes");
+    // The playlist's URL with a longer path and the same query: it parses.
+    Url::parse(&url).unwrap_or_else(|_| playlist.clone())
 }
 
 /// Follows one media playlist: each [`LivePlaylist::refresh`] returns the segments not seen

@@ -21,10 +21,10 @@ pub fn from_text(text: &str) -> Option<Id20> {
     chars.next().is_none().then_some(id)
 }
 
-/// A random peer id with this SDK's client prefix (`-PV0001-`, Azureus style as WebTorrent).
+/// A random peer id with this SDK's client prefix ([`peer_sdk::tracker_session::CLIENT_PREFIX`]).
 pub fn random_peer_id() -> Id20 {
     let mut id = random();
-    id[..8].copy_from_slice(b"-PV0001-");
+    id[..8].copy_from_slice(&peer_sdk::tracker_session::CLIENT_PREFIX);
     id
 }
 

@@ -5,7 +5,6 @@
 //! - [`signaling`]: meeting peers through the tracker (offers out, answers back);
 //! - [`cdn`]: HTTP GETs and `Range` requests to the CDN (`reqwest` with rustls);
 //! - [`hls`]: HLS playlists and live refresh;
-//! - [`segment_names`]: segment names in the tracker's hash agreement;
 //! - [`swarm_id`]: the swarm's `info_hash` from stream and rendition.
 #![warn(missing_docs)]
 
@@ -14,7 +13,6 @@ pub mod hls;
 pub mod id20;
 pub mod player;
 pub mod rtc;
-pub mod segment_names;
 pub mod signaling;
 pub mod tracker_client;
 pub mod viewer;

@@ -19,12 +19,7 @@ use crate::rtc::{PeerLink, PendingOffer, RtcFactory};
 use crate::tracker_client::{
     Announce, AnnounceEvent, Backoff, PeerExtension, TrackerClient, TrackerEvent, TrackerEvents,
 };
-
-/// How long an unanswered offer is kept (the tracker forgets offers after about as long).
-const OFFER_LIFETIME: Duration = Duration::from_secs(50);
-/// Longest wait for the next announce (with fresh offers) after the owner lost its last peer:
-/// the tracker's interval, often minutes, would leave a viewer whose peers left alone.
-const REANNOUNCE_AFTER_LOSS: Duration = Duration::from_secs(5);
+use peer_sdk::tracker_session;
 
 /// Signaling settings.
 #[derive(Debug, Clone)]
@@ -49,7 +44,7 @@ impl SignalingConfig {
         Self {
             tracker_url: tracker_url.into(),
             offers_per_announce: 5,
-            default_interval: Duration::from_secs(120),
+            default_interval: tracker_session::DEFAULT_INTERVAL,
             backoff: Backoff::default(),
             ext: None,
             source: None,
@@ -79,7 +74,7 @@ pub enum SignalingEvent {
 enum Command {
     Join(Id20),
     Leave(Id20),
-    AnnounceSoon,
+    AnnounceWithin(Duration),
     ReportHash {
         info_hash: Id20,
         segment: String,
@@ -140,10 +135,10 @@ impl Signaling {
         let _ = self.commands.send(Command::Leave(info_hash));
     }
 
-    /// The owner lost its last peer: every joined swarm announces again (with fresh offers)
-    /// within a few seconds instead of at the tracker's interval.
-    pub fn announce_soon(&self) {
-        let _ = self.commands.send(Command::AnnounceSoon);
+    /// Every joined swarm announces again (with fresh offers) within `wait` instead of at the
+    /// tracker's interval (see [`tracker_session::reannounce_after_loss`]).
+    pub fn announce_within(&self, wait: Duration) {
+        let _ = self.commands.send(Command::AnnounceWithin(wait));
     }
 
     /// Reports the SHA-256 of a segment fetched from the CDN to the tracker, if this peer is
@@ -247,8 +242,8 @@ impl Task {
                     });
                 }
             }
-            Command::AnnounceSoon => {
-                let soon = Instant::now() + REANNOUNCE_AFTER_LOSS;
+            Command::AnnounceWithin(wait) => {
+                let soon = Instant::now() + wait;
                 for swarm in self.swarms.values_mut() {
                     swarm.next_announce = swarm.next_announce.min(soon);
                 }
@@ -307,7 +302,9 @@ impl Task {
         let expired: Vec<Id20> = self
             .pending
             .iter()
-            .filter(|(_, (_, _, created))| now.duration_since(*created) > OFFER_LIFETIME)
+            .filter(|(_, (_, _, created))| {
+                tracker_session::offer_expired(now.duration_since(*created))
+            })
             .map(|(id, _)| *id)
             .collect();
         for offer_id in expired {

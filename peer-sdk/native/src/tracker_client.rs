@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use peer_sdk::integrity::{
@@ -33,36 +32,7 @@ const EVENT_QUEUE: usize = 256;
 /// Most hashes read from one `hash_query` reply (a reply answers one query at most).
 const MAX_REPLY_HASHES: usize = MAX_HASH_QUERY_SEGMENTS;
 
-/// Reconnect timing.
-#[derive(Debug, Clone, Copy)]
-pub struct Backoff {
-    /// Wait before the first reconnect attempt.
-    pub initial: Duration,
-    /// Longest wait between attempts.
-    pub max: Duration,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Self {
-            initial: Duration::from_millis(250),
-            max: Duration::from_secs(15),
-        }
-    }
-}
-
-impl Backoff {
-    /// The wait before attempt `attempt` (0-based): doubling from `initial` up to `max`, with
-    /// "equal jitter" (between half and all of it) so that clients do not reconnect in lockstep.
-    pub fn delay(&self, attempt: u32) -> Duration {
-        let full = self
-            .initial
-            .saturating_mul(1u32 << attempt.min(20))
-            .min(self.max);
-        let half = full / 2;
-        half + full.mul_f64(rand::rng().random_range(0.0..0.5))
-    }
-}
+pub use peer_sdk::tracker_session::Backoff;
 
 /// Extension fields of this project's tracker (see `tracker/PROTOCOL.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -316,7 +286,7 @@ async fn run(
             }
             Err(error) => tracing::debug!(%url, %error, "tracker connection failed"),
         }
-        let wait = backoff.delay(attempt);
+        let wait = backoff.delay(attempt, rand::rng().random());
         attempt = attempt.saturating_add(1);
         // Requests made while disconnected are stale by the time we are back.
         let sleep = tokio::time::sleep(wait);
@@ -512,22 +482,6 @@ fn hashes_reply(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_with_jitter_up_to_the_cap() {
-        let backoff = Backoff {
-            initial: Duration::from_millis(100),
-            max: Duration::from_secs(1),
-        };
-        for _ in 0..50 {
-            let first = backoff.delay(0);
-            assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100));
-            let third = backoff.delay(2);
-            assert!(third >= Duration::from_millis(200) && third <= Duration::from_millis(400));
-            assert!(backoff.delay(40) <= Duration::from_secs(1));
-            assert!(backoff.delay(40) >= Duration::from_millis(500));
-        }
-    }
 
     #[test]
     fn parses_relayed_offers_answers_replies_and_failures() {

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use peer_sdk::integrity::{Digest, sha256};
+use peer_sdk::stream::{Listed, StreamModel};
+use peer_sdk::tracker_session;
 use peer_sdk::{
     DigestJob, Engine, Event, Input, Output, PeerId, RequestId, SegmentInfo, SegmentKey,
     SegmentSource,
@@ -25,7 +27,6 @@ use crate::hls::{self, LivePlaylist, Stream};
 use crate::id20::Id20;
 use crate::player::{Known, Player};
 use crate::rtc::{Channel, LinkEvent, PeerLink, RtcFactory};
-use crate::segment_names::SegmentNames;
 use crate::signaling::{Signaling, SignalingConfig, SignalingEvent};
 use crate::tracker_client::TrackerEvent;
 
@@ -221,8 +222,7 @@ async fn watch_stream(
         swarm: None,
         left: Vec::new(),
         waiting_for_playlist: None,
-        last_start: HashMap::new(),
-        names: SegmentNames::default(),
+        model: StreamModel::default(),
         hooks,
         last_progress: Duration::ZERO,
         summary: ViewerSummary::default(),
@@ -259,9 +259,8 @@ struct Viewer {
     left: Vec<(u16, Duration)>,
     /// The player's request, held until its rendition's playlist lists the segment.
     waiting_for_playlist: Option<SegmentKey>,
-    last_start: HashMap<u16, (u64, Duration, Duration)>,
-    /// The tracker's names of recently listed segments (for hash reports and queries).
-    names: SegmentNames,
+    /// Listed segments: media times and tracker names (for hash reports and queries).
+    model: StreamModel,
     hooks: ViewerHooks,
     last_progress: Duration,
     summary: ViewerSummary,
@@ -335,9 +334,9 @@ impl Viewer {
             return;
         };
         let listed = self
-            .last_start
-            .get(&key.rendition)
-            .is_some_and(|&(newest, _, _)| newest >= key.seq);
+            .model
+            .newest(key.rendition)
+            .is_some_and(|newest| newest >= key.seq);
         if listed {
             self.waiting_for_playlist = None;
             self.follow_rendition(key.rendition);
@@ -401,7 +400,7 @@ impl Viewer {
                 live,
                 segments,
             } => {
-                let infos = self.segment_infos(rendition, &segments);
+                let infos = self.segment_infos(rendition, segments);
                 if rendition == 0 {
                     let known = infos.iter().map(|i| {
                         let known = Known {
@@ -474,9 +473,13 @@ impl Viewer {
                     self.engine.handle(Input::PeerLeft(peer), now);
                 }
                 // Every connection's end passes here, also those the core closed.
-                let alone = !self.peers.values().any(|p| Some(p.rendition) == self.swarm);
-                if alone {
-                    self.signaling.announce_soon();
+                let left = self
+                    .peers
+                    .values()
+                    .filter(|p| Some(p.rendition) == self.swarm)
+                    .count();
+                if let Some(wait) = tracker_session::reannounce_after_loss(left) {
+                    self.signaling.announce_within(wait);
                 }
             }
             Io::Digest(job, sha256) => {
@@ -486,32 +489,19 @@ impl Viewer {
         }
     }
 
-    /// The core's view of newly listed segments. Media time runs on from the previous segment
-    /// of the rendition; a gap restarts it at `seq × duration`.
-    fn segment_infos(&mut self, rendition: u16, segments: &[hls::Segment]) -> Vec<SegmentInfo> {
-        segments
-            .iter()
-            .map(|segment| {
-                let start = match self.last_start.get(&rendition) {
-                    Some(&(seq, start, duration)) if seq + 1 == segment.seq => start + duration,
-                    _ => segment.duration * u32::try_from(segment.seq).unwrap_or(u32::MAX),
-                };
-                self.last_start
-                    .insert(rendition, (segment.seq, start, segment.duration));
-                let key = SegmentKey {
-                    rendition,
-                    seq: segment.seq,
-                };
-                self.names.insert(key, &segment.uri);
-                SegmentInfo {
-                    key,
-                    url: segment.url.to_string(),
-                    start,
-                    duration: segment.duration,
-                    hash: segment.hash,
-                }
+    /// The core's view of newly listed segments.
+    fn segment_infos(&mut self, rendition: u16, segments: Vec<hls::Segment>) -> Vec<SegmentInfo> {
+        let listed = segments
+            .into_iter()
+            .map(|segment| Listed {
+                seq: segment.seq,
+                uri: segment.uri,
+                url: segment.url.into(),
+                duration: segment.duration,
+                hash: segment.hash,
             })
-            .collect()
+            .collect();
+        self.model.list(rendition, listed)
     }
 
     fn on_signaling(&mut self, event: SignalingEvent) {
@@ -537,8 +527,7 @@ impl Viewer {
         };
         let now = self.now();
         for (name, sha256) in hashes {
-            let keys: Vec<SegmentKey> = self.names.keys_named(rendition, &name).collect();
-            for key in keys {
+            for key in self.model.keys_named(rendition, &name) {
                 self.summary.tracker_hashes += 1;
                 let input = Input::TrackerHash {
                     key,
@@ -670,7 +659,7 @@ impl Viewer {
     fn report_hash(&self, key: SegmentKey, sha256: Digest) {
         let (Some(rendition), Some(name)) = (
             self.stream.renditions.get(usize::from(key.rendition)),
-            self.names.get(key),
+            self.model.tracker_name(key),
         ) else {
             return;
         };
@@ -685,7 +674,7 @@ impl Viewer {
             let names: Vec<String> = keys
                 .iter()
                 .filter(|key| key.rendition == rendition.index)
-                .filter_map(|key| self.names.get(*key).map(str::to_owned))
+                .filter_map(|key| self.model.tracker_name(*key).map(str::to_owned))
                 .collect();
             if !names.is_empty() {
                 self.signaling.query_hashes(rendition.info_hash, names);

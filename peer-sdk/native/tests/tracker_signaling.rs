@@ -162,7 +162,7 @@ async fn a_peer_left_alone_announces_again_within_seconds() {
     b.join(SWARM);
     wait_announce_reply(&mut b_events).await;
     let lost_last_peer = tokio::time::Instant::now();
-    a.announce_soon();
+    a.announce_within(peer_sdk::tracker_session::REANNOUNCE_AFTER_LOSS);
     let (b_sees, _b_link, _) = wait_peer(&mut b_events).await;
     let waited = lost_last_peer.elapsed();
     println!("announced again and connected after {waited:?}");

@@ -21,6 +21,7 @@ use crate::integrity::{SegmentHash, sha256};
 use crate::io::{
     DigestJob, Input, Output, PeerId, PlaybackState, RequestId, SegmentInfo, SegmentKey,
 };
+use crate::tracker_session;
 use crate::{Config, Engine, IntegrityMode, Stats};
 use player::{Phase, Player};
 use queue::EventQueue;
@@ -37,11 +38,6 @@ const BUFFERED_LOW: usize = 16 * 1024;
 const MATCHING_CANDIDATES: usize = 256;
 /// Distance under which the modelled tracker counts peers as near (the tracker's `nearby_km`).
 const MATCHING_NEARBY_KM: f32 = 500.0;
-
-/// A peer with fewer connections than this re-announces to the tracker.
-const MIN_CONNECTIONS: usize = 10;
-/// Interval of re-announces.
-const REANNOUNCE_SECS: f64 = 15.0;
 
 /// Runs a scenario twice, with P2P and as a CDN-only baseline (on two threads), and reports
 /// both.
@@ -95,7 +91,10 @@ enum Ev {
     Wake(u32),
     PlayerTick(u32),
     PlaylistTick,
+    /// The periodic announce, at the tracker's interval.
     Reannounce(u32),
+    /// The announce after losing the last connection (`tracker_session::reannounce_after_loss`).
+    AnnounceAfterLoss(u32),
     Connected {
         peer: u32,
         remote: u32,
@@ -291,11 +290,13 @@ impl<'a> World<'a> {
             }
             Ev::Reannounce(peer) => {
                 if self.alive(peer) {
-                    if self.peers[peer as usize].conns.len() < MIN_CONNECTIONS {
-                        let rendition = self.current_rendition(peer);
-                        self.introduce(peer, rendition);
-                    }
-                    self.schedule(self.now + REANNOUNCE_SECS, Ev::Reannounce(peer));
+                    self.announce(peer);
+                    self.schedule(self.now + reannounce_interval(), Ev::Reannounce(peer));
+                }
+            }
+            Ev::AnnounceAfterLoss(peer) => {
+                if self.alive(peer) {
+                    self.announce(peer);
                 }
             }
             Ev::Connected {
@@ -319,7 +320,12 @@ impl<'a> World<'a> {
                 let conns = &mut self.peers[peer as usize].conns;
                 if let Some(at) = conns.iter().position(|c| c.link == link) {
                     conns.swap_remove(at);
+                    let left = conns.len();
                     self.input(peer, Input::PeerLeft(PeerId(u64::from(remote))));
+                    if let Some(wait) = tracker_session::reannounce_after_loss(left) {
+                        let at = self.now + wait.as_secs_f64();
+                        self.schedule(at, Ev::AnnounceAfterLoss(peer));
+                    }
                 }
             }
             Ev::Message {
@@ -509,7 +515,7 @@ impl<'a> World<'a> {
             let session = -s.mean_session_secs * (1.0 - self.rng.random::<f64>()).ln();
             self.schedule(self.now + session, Ev::Leave(index));
         }
-        self.schedule(self.now + REANNOUNCE_SECS, Ev::Reannounce(index));
+        self.schedule(self.now + reannounce_interval(), Ev::Reannounce(index));
         let playlists = self.playlists();
         self.push_playlists(index, &playlists);
         self.player_step(index);
@@ -626,6 +632,12 @@ impl<'a> World<'a> {
 
     fn link_latency(&self, a: u32, b: u32) -> f64 {
         (self.peers[a as usize].latency + self.peers[b as usize].latency) / 2.0
+    }
+
+    /// `peer` announces to the swarm of the rendition it plays.
+    fn announce(&mut self, peer: u32) {
+        let rendition = self.current_rendition(peer);
+        self.introduce(peer, rendition);
     }
 
     /// Whether the tracker may introduce `other` to `peer`: a live peer, one end reachable, and
@@ -1004,4 +1016,9 @@ impl<'a> World<'a> {
             }
         }
     }
+}
+
+/// Seconds between periodic announces: the runtimes' interval before the tracker gives one.
+fn reannounce_interval() -> f64 {
+    tracker_session::DEFAULT_INTERVAL.as_secs_f64()
 }
