@@ -9,29 +9,13 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use support::geoip::{PARIS_ISP_A, PARIS_ISP_B, Place, scratch_dir, source, write_asn_db};
-use support::{Client, id, metric};
+use support::{Client, free_port, id, metric, wait_for_listener};
 use tokio::process::{Child, Command};
-
-/// A loopback port nobody listens on right now.
-fn free_port() -> SocketAddr {
-    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    probe.local_addr().unwrap()
-}
 
 fn signal(child: &Child, signal: libc::c_int) {
     let pid = child.id().expect("the tracker is running") as libc::pid_t;
     // SAFETY: sends a signal to our own child process; no memory is involved.
     assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
-}
-
-async fn wait_for_listener(addr: SocketAddr) {
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the tracker did not listen on {addr}");
 }
 
 /// One offer from ISP A (host `n`) to a lone receiver in `receiver_place` (host `n`), in swarm

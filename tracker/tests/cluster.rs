@@ -13,7 +13,7 @@ use support::geoip::{
     PARIS_ISP_A, PARIS_ISP_B, TOKYO_ISP_D, scratch_dir, source, write_asn_db, write_city_db,
 };
 use support::redis::{RedisCluster, RedisServer};
-use support::{Client, answer, id, metric, start};
+use support::{Client, answer, free_port, id, metric, start, wait_for_listener};
 use tokio::process::{Child, Command};
 use tracker::Tracker;
 
@@ -269,23 +269,6 @@ fn spawn_replica(redis: &RedisServer, addr: SocketAddr) -> Child {
         .kill_on_drop(true)
         .spawn()
         .expect("the tracker binary starts")
-}
-
-async fn wait_for_listener(addr: SocketAddr) {
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the tracker did not listen on {addr}");
-}
-
-fn free_port() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
 }
 
 /// A replica process with one peer in `swarm`, seen from the in-process replica `observer`.

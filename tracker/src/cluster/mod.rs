@@ -346,21 +346,8 @@ impl Cluster {
         entry: &Entry,
         force: bool,
     ) -> Option<Written> {
-        let now = now_ms();
-        let ttl = self.settings.member_ttl.as_millis() as u64;
-        let value = stored_value(self.replica, connection, entry);
         let mut pipeline = redis::pipe();
-        announce_command(
-            &mut pipeline,
-            info_hash,
-            peer_id,
-            &value,
-            entry.seed,
-            ttl,
-            now,
-        )
-        .arg(replica_tag(self.replica))
-        .arg(if force { "1" } else { "0" });
+        self.announce_command(&mut pipeline, info_hash, peer_id, connection, entry, force);
         pipeline
             .cmd("HRANDFIELD")
             .arg(swarm_key(info_hash, "peers"))
@@ -579,27 +566,21 @@ impl Cluster {
 
     /// Writes every given peer of this replica to Redis again (after Redis came back).
     pub async fn register(&self, members: Vec<LocalMember>) -> bool {
-        let ttl = self.settings.member_ttl.as_millis() as u64;
         for chunk in members.chunks(256) {
-            let now = now_ms();
             let mut pipelines = Vec::with_capacity(2 * chunk.len());
             for member in chunk {
                 let entry = Entry::new(&member.locality, &member.ext, member.complete);
-                let value = stored_value(self.replica, member.connection, &entry);
                 let (info_hash, peer_id) = (&member.info_hash, &member.peer_id);
                 let mut pipeline = redis::pipe();
-                announce_command(
+                self.announce_command(
                     &mut pipeline,
                     info_hash,
                     peer_id,
-                    &value,
-                    entry.seed,
-                    ttl,
-                    now,
-                )
-                .arg(replica_tag(self.replica))
-                .arg("1")
-                .ignore();
+                    member.connection,
+                    &entry,
+                    true,
+                );
+                pipeline.ignore();
                 pipelines.push(pipeline);
                 pipelines.push(self.member_set(info_hash, peer_id, true));
             }
@@ -612,6 +593,36 @@ impl Cluster {
                 .inc_by(chunk.len() as u64);
         }
         true
+    }
+
+    /// Appends a call of the announce script writing `entry` of `peer_id` on `connection`
+    /// (`force`: even over another replica's entry).
+    fn announce_command(
+        &self,
+        pipeline: &mut redis::Pipeline,
+        info_hash: &Id20,
+        peer_id: &Id20,
+        connection: u64,
+        entry: &Entry,
+        force: bool,
+    ) {
+        let now = now_ms();
+        let ttl = self.settings.member_ttl.as_millis() as u64;
+        pipeline
+            .cmd("EVALSHA")
+            .arg(ANNOUNCE.get_hash())
+            .arg(3)
+            .arg(swarm_key(info_hash, "peers"))
+            .arg(swarm_key(info_hash, "expiry"))
+            .arg(swarm_key(info_hash, "seeds"))
+            .arg(now)
+            .arg(now + ttl)
+            .arg(&peer_id.0[..])
+            .arg(stored_value(self.replica, connection, entry))
+            .arg(if entry.seed { "1" } else { "0" })
+            .arg(ttl)
+            .arg(replica_tag(self.replica))
+            .arg(if force { "1" } else { "0" });
     }
 
     /// Removes every entry `replica` wrote, and the replica itself; returns how many entries.
@@ -661,32 +672,6 @@ impl Cluster {
         let removed = self.forget(self.replica).await;
         tracing::info!(removed, "left the cluster");
     }
-}
-
-/// Appends the announce script's call up to its last two arguments (this replica's tag and the
-/// force flag), which the caller adds.
-fn announce_command<'p>(
-    pipeline: &'p mut redis::Pipeline,
-    info_hash: &Id20,
-    peer_id: &Id20,
-    value: &[u8],
-    seed: bool,
-    ttl: u64,
-    now: u64,
-) -> &'p mut redis::Pipeline {
-    pipeline
-        .cmd("EVALSHA")
-        .arg(ANNOUNCE.get_hash())
-        .arg(3)
-        .arg(swarm_key(info_hash, "peers"))
-        .arg(swarm_key(info_hash, "expiry"))
-        .arg(swarm_key(info_hash, "seeds"))
-        .arg(now)
-        .arg(now + ttl)
-        .arg(&peer_id.0[..])
-        .arg(value)
-        .arg(if seed { "1" } else { "0" })
-        .arg(ttl)
 }
 
 fn leave_command(pipeline: &mut redis::Pipeline, info_hash: &Id20, peer_id: &Id20, owner: &str) {
